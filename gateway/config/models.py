@@ -1,0 +1,179 @@
+"""Validated configuration value classes for ``config/routes.yaml``.
+
+Every class is frozen: the running gateway never mutates its config. Durations are seconds
+(``*_s``), sizes are bytes, drift bounds follow POaaS (drift <= 0.18, length ratio <= 2.4).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+
+
+class Role(StrEnum):
+    """The three refinement specialists."""
+
+    CLEANER = "cleaner"
+    DESCRIBER = "describer"
+    PARAPHRASER = "paraphraser"
+
+
+ALL_ROLES: tuple[Role, ...] = (Role.CLEANER, Role.DESCRIBER, Role.PARAPHRASER)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _normalise_base_url(url: str) -> str:
+    """Strip trailing slashes; an OpenAI base URL must end in ``/v1``."""
+    url = str(url).rstrip("/")
+    if not url.endswith("/v1"):
+        raise ValueError(f"endpoint {url!r} must be an OpenAI-compatible base URL ending in /v1")
+    return url
+
+
+EndpointUrl = Annotated[HttpUrl, Field(description="OpenAI-compatible base URL ending in /v1")]
+
+
+class _Upstream(_Frozen):
+    endpoints: list[EndpointUrl] = Field(min_length=1)
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+    cooldown_s: float = Field(default=5.0, ge=0, description="how long a failed endpoint is skipped")
+    max_connections: int = Field(default=1024, ge=1, description="keep-alive pool size per upstream")
+
+    @field_validator("endpoints")
+    @classmethod
+    def _check_endpoints(cls, value: list[HttpUrl]) -> list[HttpUrl]:
+        for url in value:
+            _normalise_base_url(str(url))
+        return value
+
+    @property
+    def base_urls(self) -> list[str]:
+        return [str(u).rstrip("/") for u in self.endpoints]
+
+
+class TargetConfig(_Upstream):
+    """A model clients may ask for, served by one or more OpenAI-compatible endpoints."""
+
+    name: str = Field(min_length=1, description="shown on /v1/models, matched against request.model")
+    upstream_model: str | None = Field(default=None, description="model sent upstream; default: name")
+    api_key_env: str | None = Field(default=None, description="env var holding the upstream API key")
+    refine: bool = True
+    timeout_s: float = Field(default=600.0, gt=0, description="read timeout for the target call")
+
+    @property
+    def model_for_upstream(self) -> str:
+        return self.upstream_model or self.name
+
+
+class AdapterConfig(_Upstream):
+    """One LoRA specialist served by vLLM: ``model`` is the LoRA name vLLM lists."""
+
+    model: str = Field(min_length=1)
+    prompt: Path = Field(description="prompt template (relative paths resolve against the config file)")
+    params: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0.0, "max_tokens": 256})
+    timeout_s: float = Field(default=2.5, gt=0)
+    output: Literal["text", "json"] = Field(
+        default="text", description="text: the reply is the output; json: read `output_key` from a JSON object"
+    )
+    output_key: str | None = None
+    enabled: bool = True
+
+
+class AdaptersConfig(_Frozen):
+    cleaner: AdapterConfig | None = None
+    describer: AdapterConfig | None = None
+    paraphraser: AdapterConfig | None = None
+
+    def get(self, role: Role) -> AdapterConfig | None:
+        adapter: AdapterConfig | None = getattr(self, role.value)
+        return adapter if adapter is not None and adapter.enabled else None
+
+
+class SkipGateConfig(_Frozen):
+    enabled: bool = True
+    max_unknown_words: int = Field(default=0, ge=0, description="unknown words tolerated in a clean prompt")
+    min_words: int = Field(default=3, ge=1, description="shorter prompts always go to refinement")
+    max_prompt_chars: int = Field(
+        default=8000, ge=1, description="longer prompts are forwarded unrefined (x-mpr-refinement says why)"
+    )
+
+
+class DriftConfig(_Frozen):
+    max_drift: float = Field(default=0.18, ge=0, le=1)
+    max_length_ratio: float = Field(default=2.4, ge=1)
+
+
+class DescriberConfig(_Frozen):
+    max_facts: int = Field(default=3, ge=1)
+    max_tokens: int = Field(default=120, ge=1)
+    placement: Literal["system", "append"] = "system"
+    min_known_word_ratio: float = Field(
+        default=0.6, ge=0, le=1, description="share of dictionary words a description needs (rejects gibberish)"
+    )
+
+
+class RefinementConfig(_Frozen):
+    deadline_s: float = Field(default=3.0, gt=0, description="overall refinement budget")
+    stages: list[Role] = Field(default_factory=lambda: list(ALL_ROLES), description="stages on by default")
+    skip_gate: SkipGateConfig = SkipGateConfig()
+    drift: DriftConfig = DriftConfig()
+    describer: DescriberConfig = DescriberConfig()
+
+
+class RateLimitConfig(_Frozen):
+    requests_per_s: float = Field(default=0.0, ge=0, description="per API key; 0 turns it off")
+    burst: int = Field(default=0, ge=0)
+
+
+class ServerConfig(_Frozen):
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_keys: list[str] = Field(default_factory=list, description="literal keys (use ${ENV} interpolation)")
+    api_keys_env: str | None = Field(default=None, description="env var with comma-separated keys")
+    api_keys_file: Path | None = Field(default=None, description="file with one key per line")
+    protect_ops_endpoints: bool = Field(default=False, description="require a key for /metrics and /ready")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_messages: int = Field(default=2048, ge=1)
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    probe_interval_s: float = Field(default=5.0, gt=0)
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+
+
+class TelemetryConfig(_Frozen):
+    """Tracing/logging switches; standard ``OTEL_*`` variables also apply."""
+
+    traces_exporter: Literal["none", "otlp_http", "otlp_grpc", "console"] = "none"
+    otlp_endpoint: str | None = None
+    service_name: str = "mpr-gateway"
+    capture_prompts: bool = Field(default=False, description="put prompt/answer text in spans and logs")
+    log_level: str = "INFO"
+
+
+class GatewayConfig(_Frozen):
+    """The whole ``routes.yaml``."""
+
+    server: ServerConfig = ServerConfig()
+    targets: list[TargetConfig] = Field(min_length=1)
+    adapters: AdaptersConfig = AdaptersConfig()
+    refinement: RefinementConfig = RefinementConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+
+    @model_validator(mode="after")
+    def _unique_target_names(self) -> GatewayConfig:
+        names = [t.name for t in self.targets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate target names: {', '.join(dupes)}")
+        return self
+
+    def target(self, name: str) -> TargetConfig | None:
+        for target in self.targets:
+            if target.name == name:
+                return target
+        return None
