@@ -1,0 +1,150 @@
+"""The Litestar application: routes, error mapping and lifespan, built from a config."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.exceptions import HTTPException
+from litestar.response import Stream
+from litestar.types import ControllerRouterHandler
+
+from gateway.config import GatewayConfig, Role
+from gateway.disconnect import ClientDisconnected
+from gateway.endpoints.chat import ChatCompletions
+from gateway.endpoints.common import authorize
+from gateway.endpoints.refine import refine as refine_prompt
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    error_body,
+    error_payload,
+)
+from gateway.refinement.stages import StageBackend
+from gateway.runtime import Runtime, build_runtime
+
+log = logging.getLogger("gateway.app")
+
+_CREATED = int(time.time())
+
+
+def _gateway_error(_: Request[Any, Any, Any], exc: GatewayError) -> Response[bytes]:
+    return Response(error_body(exc), status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON)
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    mapped: GatewayError
+    if exc.status_code == 404:
+        mapped = NotFound(f"Unknown route: {request.method} {request.url.path}")
+    elif exc.status_code == 405:
+        mapped = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}")
+    elif exc.status_code == 413:
+        mapped = PayloadTooLarge("The request body is larger than this gateway accepts.")
+    elif exc.status_code < 500:
+        mapped = InvalidRequest(str(exc.detail))
+        mapped.status_code = exc.status_code
+    else:
+        mapped = GatewayError("The gateway hit an internal error.")
+    return _gateway_error(request, mapped)
+
+
+def _disconnected(_: Request[Any, Any, Any], __: ClientDisconnected) -> Response[bytes]:
+    return Response(b"", status_code=499)
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
+    return Response(
+        msgspec.json.encode(error_payload("The gateway hit an internal error.", "server_error", "internal_error")),
+        status_code=500,
+        media_type=MediaType.JSON,
+    )
+
+
+def _json(data: object, status: int = 200, headers: Mapping[str, str] | None = None) -> Response[bytes]:
+    return Response(msgspec.json.encode(data), status_code=status, headers=dict(headers or {}), media_type=MediaType.JSON)
+
+
+def build_routes(runtime: Runtime) -> list[ControllerRouterHandler]:
+    """Route handlers bound to ``runtime`` (closures: no globals)."""
+    chat = ChatCompletions(runtime)
+    protect_ops = runtime.config.server.protect_ops_endpoints
+
+    @post("/v1/chat/completions", status_code=200)
+    async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+        return await chat.handle(request)
+
+    @post("/v1/refine", status_code=200)
+    async def refine(request: Request[Any, Any, Any]) -> Response[bytes]:
+        body, headers = await refine_prompt(runtime, request)
+        return _json(body, headers=headers)
+
+    @get("/v1/models")
+    async def models(request: Request[Any, Any, Any]) -> Response[bytes]:
+        authorize(runtime, request)
+        data = [{"id": t.name, "object": "model", "created": _CREATED, "owned_by": "mpr-gateway"} for t in runtime.config.targets]
+        return _json({"object": "list", "data": data})
+
+    @get("/v1/models/{model_id:path}")
+    async def model(request: Request[Any, Any, Any], model_id: str) -> Response[bytes]:
+        authorize(runtime, request)
+        name = model_id.lstrip("/")
+        if runtime.config.target(name) is None:
+            from gateway.errors import ModelNotFound
+
+            raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
+        return _json({"id": name, "object": "model", "created": _CREATED, "owned_by": "mpr-gateway"})
+
+    @get("/health")
+    async def health() -> Response[bytes]:
+        return _json({"status": "ok"})
+
+    @get("/ready")
+    async def ready(request: Request[Any, Any, Any]) -> Response[bytes]:
+        if protect_ops:
+            runtime.auth.authenticate(request.headers.get("authorization"))
+        is_ready, body = runtime.readiness()
+        return _json(body, 200 if is_ready else 503)
+
+    return [chat_completions, refine, models, model, health, ready]
+
+
+def create_app(
+    config: GatewayConfig,
+    *,
+    builtin_stages: Mapping[Role, StageBackend] | None = None,
+    extra_routes: Sequence[ControllerRouterHandler] = (),
+) -> Litestar:
+    """A ready-to-serve Litestar app for ``config``."""
+    runtime = build_runtime(config, builtin_stages)
+
+    async def startup() -> None:
+        await runtime.start()
+
+    async def shutdown() -> None:
+        await runtime.stop()
+
+    app = Litestar(
+        route_handlers=[*build_routes(runtime), *extra_routes],
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+        exception_handlers={
+            GatewayError: _gateway_error,
+            ClientDisconnected: _disconnected,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        request_max_body_size=config.server.max_body_bytes,
+        openapi_config=None,
+        debug=False,
+        logging_config=None,
+    )
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,117 @@
+"""``mpr-gateway``: serve, check-config, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from gateway.config import ConfigError, load_config
+
+
+def _serve(app: object, host: str, port: int, grace_s: float, log_level: str) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(grace_s) if grace_s else None,
+        lifespan="on",
+        log_level=log_level.lower(),
+    )
+    uvicorn.Server(config).run()
+
+
+def _setup_logging(level: str) -> None:
+    from gateway.logs import setup_logging
+
+    setup_logging(level)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.app import create_app
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    _setup_logging(config.telemetry.log_level)
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    logging.getLogger("gateway").info("serving %d target(s) on %s:%d", len(config.targets), host, port)
+    _serve(create_app(config), host, port, config.server.shutdown_grace_s, config.telemetry.log_level)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for path, message in exc.errors:
+            print(f"{exc.source}: {path}: {message}", file=sys.stderr)
+        return 1
+    adapters = [r for r in ("cleaner", "describer", "paraphraser") if getattr(config.adapters, r) is not None]
+    print(f"{args.config}: OK ({len(config.targets)} target(s); adapters: {', '.join(adapters) or 'none'})")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.app import create_app
+    from gateway.config import Role
+    from gateway.demo import DEMO_MODEL, SpellingCleaner, demo_config, echo_completions
+
+    _setup_logging("INFO")
+    log = logging.getLogger("gateway.demo")
+    config = demo_config(args.port, args.target, args.model)
+    log.info("built-in cleaner: symspellpy spelling correction (bundled English dictionary)")
+    log.info("describer and paraphraser: off (they need a LoRA model served by vLLM)")
+    extra = []
+    if args.target:
+        log.info("target: %s (model %s)", args.target, args.model or DEMO_MODEL)
+    else:
+        extra.append(echo_completions)
+        log.info("target: built-in echo model %r that answers with the messages it received", DEMO_MODEL)
+    app = create_app(config, builtin_stages={Role.CLEANER: SpellingCleaner()}, extra_routes=extra)
+    log.info(
+        "try: python -c \"from openai import OpenAI; c=OpenAI(base_url='http://127.0.0.1:%d/v1', api_key='x'); "
+        "print(c.chat.completions.create(model='%s', messages=[{'role':'user','content':'what is the captial of frane?'}])"
+        ".choices[0].message.content)\"",
+        args.port,
+        args.model or DEMO_MODEL,
+    )
+    _serve(app, args.host, args.port, 5, "info")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mpr-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", required=True, help="path to routes.yaml")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+    check = sub.add_parser("check-config", help="validate a routes file; prints each error with its key path")
+    check.add_argument("config")
+    check.set_defaults(func=cmd_check_config)
+    demo = sub.add_parser("demo", help="offline demo: built-in cleaner and an echo target")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--target", help="an OpenAI-compatible base URL (…/v1) to use instead of the echo target")
+    demo.add_argument("--model", help="the target's model name (with --target)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Cancel a handler the moment its client disconnects (stages and target calls die with it)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class ClientDisconnected(Exception):
+    """The client went away while the gateway was still working on its request."""
+
+
+class DisconnectWatch:
+    """Async context: a watcher task cancels the current task on ``http.disconnect``.
+
+    Use only after the request body has been read. On exit the watcher stops; if it fired, the
+    cancellation is absorbed and :class:`ClientDisconnected` is raised instead.
+    """
+
+    __slots__ = ("_receive", "_task", "_watcher", "fired")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._task: asyncio.Task[Any] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self.fired = False
+
+    async def _watch(self) -> None:
+        while True:
+            message = await self._receive()
+            if message.get("type") == "http.disconnect":
+                self.fired = True
+                if self._task is not None:
+                    self._task.cancel()
+                return
+
+    async def __aenter__(self) -> DisconnectWatch:
+        self._task = asyncio.current_task()
+        self._watcher = asyncio.create_task(self._watch())
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        watcher = self._watcher
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+        if self.fired:
+            task = self._task
+            if task is not None and task.cancelling():
+                task.uncancel()
+            raise ClientDisconnected
+        return False

@@ -1,0 +1,1 @@
+"""HTTP endpoints: serving logic per endpoint, apart from the Litestar routes in ``gateway.app``."""

@@ -1,0 +1,149 @@
+"""``POST /v1/chat/completions``: validate, refine the last user message, forward, relay."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import msgspec
+from litestar import Request, Response
+from litestar.response import Stream
+
+from gateway.disconnect import DisconnectWatch
+from gateway.endpoints.common import authorize, decode_object
+from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamUnreachable, error_body, sse_error_event
+from gateway.messages import apply_refinement, find_prompt, validate_messages
+from gateway.refinement.controls import RefineControls, parse_controls
+from gateway.refinement.pipeline import RefinementOutcome
+from gateway.runtime import Runtime
+from gateway.upstream.target import TargetReply
+
+log = logging.getLogger("gateway.chat")
+
+JSON = "application/json"
+SSE = "text/event-stream"
+_DONE = b"[DONE]"
+
+
+def mpr_headers(refinement: str, refine_ms: float) -> dict[str, str]:
+    return {"x-mpr-refinement": refinement, "x-mpr-refine-ms": f"{refine_ms:.1f}"}
+
+
+class ChatCompletions:
+    """Serving logic for chat completions, bound to one :class:`Runtime`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def handle(self, request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+        runtime = self.runtime
+        authorize(runtime, request)
+        raw = await request.body()
+        payload = decode_object(raw)
+        model = payload.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest("you must provide a model parameter", param="model")
+        messages = validate_messages(payload.get("messages"), runtime.config.server.max_messages)
+        target = runtime.target(model)
+        if target is None:
+            raise ModelNotFound(f"The model `{model}` does not exist or you do not have access to it.", param="model")
+        mpr_field = payload.pop("mpr", None)
+        controls = parse_controls(request.headers.get, mpr_field)
+        stream = payload.get("stream") is True
+        if payload.get("stream") not in (None, True, False):
+            raise InvalidRequest("'stream' must be a boolean", param="stream")
+
+        async with DisconnectWatch(request.receive):
+            outcome = await self._refine(payload, messages, controls, target.config.refine)
+            headers = mpr_headers(outcome.header if outcome else "off", outcome.elapsed_ms if outcome else 0.0)
+            upstream_model = target.config.model_for_upstream
+            if upstream_model != model:
+                payload["model"] = upstream_model
+            unchanged = mpr_field is None and upstream_model == model and (outcome is None or not outcome.changed)
+            body = raw if unchanged else msgspec.json.encode(payload)
+            try:
+                reply = await target.send(body, stream=stream)
+            except GatewayError as exc:
+                exc.headers.update(headers)
+                raise
+        if reply.response is not None:
+            if not reply.headers.get("content-type", "").startswith(SSE):
+                bad_type = reply.headers.get("content-type", "none")
+                reply.finish(abort=True)
+                raise UpstreamUnreachable(f"the target answered a stream with content-type {bad_type!r}", headers=headers)
+            return Stream(
+                self._relay(reply),
+                status_code=200,
+                headers={**reply.headers, **headers, "cache-control": "no-cache"},
+                media_type=SSE,
+            )
+        content = reply.body or b""
+        if controls.return_details and outcome is not None and reply.status == 200:
+            content = _with_details(content, outcome)
+        media_type = reply.headers.pop("content-type", JSON)
+        if reply.status == 200 and not media_type.startswith(JSON):
+            raise UpstreamUnreachable(f"the target answered with content-type {media_type!r}, not JSON", headers=headers)
+        return Response(content, status_code=reply.status, headers={**reply.headers, **headers}, media_type=media_type)
+
+    async def _refine(
+        self,
+        payload: dict[str, Any],
+        messages: list[dict[str, Any]],
+        controls: RefineControls,
+        target_default: bool,
+    ) -> RefinementOutcome | None:
+        """Refine the last user message in place in ``payload``; None when refinement is off."""
+        wants = controls.refine if controls.refine is not None else target_default
+        refiner = self.runtime.refiner
+        if not wants or refiner is None:
+            return None
+        slot = find_prompt(messages)
+        if slot is None:
+            return RefinementOutcome("", "", None, "skipped;reason=no_text", 0.0)
+        outcome = await refiner.refine(slot.text, controls.stages, use_gate=controls.skip_gate)
+        if outcome.changed:
+            placement = self.runtime.config.refinement.describer.placement
+            payload["messages"] = apply_refinement(messages, slot, outcome.refined, outcome.description, placement)
+        return outcome
+
+    @staticmethod
+    async def _relay(reply: TargetReply) -> AsyncIterator[bytes]:
+        """Relay SSE bytes as they arrive; a broken stream ends with an error event and [DONE]."""
+        response = reply.response
+        assert response is not None
+        saw_done = False
+        aborted = True
+        try:
+            tail = b""
+            async for chunk in response.content.iter_any():
+                if not saw_done and _DONE in tail + chunk:
+                    saw_done = True
+                tail = chunk[-8:]
+                yield chunk
+            if not saw_done:
+                yield sse_error_event(UpstreamUnreachable("the target closed the stream before [DONE]"))
+            aborted = False
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            log.warning("target stream broke: %s", type(exc).__name__)
+            yield sse_error_event(UpstreamUnreachable(f"the target stream broke ({type(exc).__name__})"))
+            aborted = False
+        finally:
+            reply.finish(abort=aborted)
+
+
+def _with_details(content: bytes, outcome: RefinementOutcome) -> bytes:
+    try:
+        data = msgspec.json.decode(content)
+    except msgspec.DecodeError:
+        return content
+    if isinstance(data, dict):
+        data["mpr"] = outcome.details()
+        return msgspec.json.encode(data)
+    return content
+
+
+__all__ = ["ChatCompletions", "error_body", "mpr_headers"]

@@ -1,0 +1,38 @@
+"""Request preamble shared by the endpoints: API key and rate limit; JSON body decoding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request
+
+from gateway.errors import InvalidRequest, RateLimited
+from gateway.runtime import Runtime
+
+
+def authorize(runtime: Runtime, request: Request[Any, Any, Any]) -> str | None:
+    """Authenticate and charge the rate limit; returns the caller's key (None when auth is off)."""
+    key = runtime.auth.authenticate(request.headers.get("authorization"))
+    if runtime.rate_limits.enabled:
+        wait = runtime.rate_limits.take(key or (request.client.host if request.client else "anonymous"))
+        if wait > 0:
+            retry_after = max(1, int(wait + 0.999))
+            raise RateLimited(
+                f"Rate limit reached for this API key; retry in {retry_after}s.",
+                headers={"retry-after": str(retry_after)},
+            )
+    return key
+
+
+def decode_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or a 400 in OpenAI's shape."""
+    if not body:
+        raise InvalidRequest("The request body is empty; expected a JSON object.")
+    try:
+        payload = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"We could not parse the JSON body of your request ({exc}).") from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return payload

@@ -1,0 +1,1 @@
+"""Prompt refinement: skip gate, stage fan-out, drift-controlled merge."""

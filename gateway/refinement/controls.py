@@ -1,0 +1,82 @@
+"""Per-request refinement controls from headers and the body's ``mpr`` field (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.config.models import Role
+from gateway.errors import InvalidRequest
+
+_OFF = frozenset({"off", "false", "0", "no", "none"})
+_ON = frozenset({"on", "true", "1", "yes"})
+
+
+@dataclass(frozen=True, slots=True)
+class RefineControls:
+    """``refine``: None = target default; ``stages``: None = config default."""
+
+    refine: bool | None = None
+    stages: tuple[Role, ...] | None = None
+    return_details: bool = False
+    skip_gate: bool = True
+
+
+def parse_stages(value: Any, param: str) -> tuple[Role, ...]:
+    """A comma-separated string or a list of role names; unknown names are a 400."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise InvalidRequest(f"'{param}' must be a list of stage names", param=param)
+    stages: list[Role] = []
+    for item in items:
+        name = item.strip().lower() if isinstance(item, str) else item
+        if name == "":
+            continue
+        try:
+            role = Role(name)
+        except ValueError:
+            raise InvalidRequest(
+                f"unknown stage {item!r} in '{param}'; expected any of cleaner, describer, paraphraser", param=param
+            ) from None
+        if role not in stages:
+            stages.append(role)
+    return tuple(stages)
+
+
+def _flag(value: Any, param: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _ON | _OFF:
+        return value.strip().lower() in _ON
+    raise InvalidRequest(f"'{param}' must be a boolean (or on/off)", param=param)
+
+
+def parse_controls(header: Callable[[str], str | None], mpr: Any) -> RefineControls:
+    """Combine ``x-mpr-refine`` / ``x-mpr-stages`` headers with the body's ``mpr`` object.
+
+    The body wins over headers when both set the same control.
+    """
+    refine: bool | None = None
+    stages: tuple[Role, ...] | None = None
+    if (value := header("x-mpr-refine")) is not None:
+        refine = _flag(value, "x-mpr-refine")
+    if (value := header("x-mpr-stages")) is not None:
+        stages = parse_stages(value, "x-mpr-stages")
+    return_details = False
+    skip_gate = True
+    if mpr is not None:
+        if not isinstance(mpr, dict):
+            raise InvalidRequest("'mpr' must be an object", param="mpr")
+        unknown = set(mpr) - {"refine", "stages", "return_details", "skip_gate"}
+        if unknown:
+            raise InvalidRequest(f"unknown key(s) in 'mpr': {', '.join(sorted(unknown))}", param="mpr")
+        if "refine" in mpr:
+            refine = _flag(mpr["refine"], "mpr.refine")
+        if "stages" in mpr:
+            stages = parse_stages(mpr["stages"], "mpr.stages")
+        if "return_details" in mpr:
+            return_details = _flag(mpr["return_details"], "mpr.return_details")
+        if "skip_gate" in mpr:
+            skip_gate = _flag(mpr["skip_gate"], "mpr.skip_gate")
+    return RefineControls(refine, stages, return_details, skip_gate)

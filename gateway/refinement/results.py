@@ -1,0 +1,53 @@
+"""Value classes passed between the stage runner, the merge and the response."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config.models import Role
+
+
+@dataclass(frozen=True, slots=True)
+class StageResult:
+    """What one stage call produced: ``output`` text, or ``error`` (``timeout``, ``http_500``, ...)."""
+
+    role: Role
+    output: str | None = None
+    error: str | None = None
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StageVerdict:
+    """The merge's judgement of one stage; ``reason`` says why it was not accepted."""
+
+    role: Role
+    output: str | None
+    accepted: bool
+    reason: str | None = None
+    drift: float | None = None
+    length_ratio: float | None = None
+    latency_ms: float = 0.0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "accepted": self.accepted,
+            "reason": self.reason,
+            "drift": self.drift,
+            "length_ratio": self.length_ratio,
+            "latency_ms": round(self.latency_ms, 2),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """The refined prompt, the description to add, and a verdict per stage that ran."""
+
+    refined: str
+    description: str | None
+    applied: tuple[Role, ...]
+    verdicts: dict[Role, StageVerdict] = field(default_factory=dict)

@@ -1,0 +1,112 @@
+"""Stage backends: one call to one LoRA specialist, turned into a :class:`StageResult`.
+
+A stage never raises for upstream trouble: errors come back as ``StageResult.error``
+(``timeout``, ``connect_error``, ``http_<status>``, ``malformed``), so the merge can drop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Protocol
+
+import aiohttp
+import msgspec
+
+from gateway.config.models import AdapterConfig, Role
+from gateway.refinement.prompts import PromptTemplate
+from gateway.refinement.results import StageResult
+from gateway.upstream.pool import EndpointPool
+
+
+class StageBackend(Protocol):
+    """Anything that can run one refinement stage on a text."""
+
+    role: Role
+
+    async def run(self, text: str, headers: dict[str, str] | None = None) -> StageResult: ...
+
+
+def parse_stage_reply(body: bytes, output: str, output_key: str | None) -> str:
+    """The stage's text from an OpenAI chat completion body; ``ValueError`` when malformed."""
+    try:
+        data = msgspec.json.decode(body)
+        content = data["choices"][0]["message"]["content"]
+    except (msgspec.DecodeError, KeyError, IndexError, TypeError) as exc:
+        raise ValueError(f"not an OpenAI chat completion: {type(exc).__name__}") from None
+    if content is None:
+        return ""
+    if not isinstance(content, str):
+        raise ValueError("message.content is not a string")
+    if output == "json":
+        try:
+            obj = msgspec.json.decode(content.strip().encode())
+        except msgspec.DecodeError:
+            raise ValueError("the reply is not the JSON object the adapter config asks for") from None
+        value = obj.get(output_key) if isinstance(obj, dict) and output_key else None
+        if not isinstance(value, str):
+            raise ValueError(f"the JSON reply has no string {output_key!r}")
+        return value
+    return content
+
+
+class VllmStage:
+    """A LoRA adapter served by vLLM's OpenAI API (``model`` = the LoRA name)."""
+
+    def __init__(
+        self,
+        role: Role,
+        config: AdapterConfig,
+        template: PromptTemplate,
+        pool: EndpointPool,
+        session: aiohttp.ClientSession,
+    ) -> None:
+        self.role = role
+        self.config = config
+        self.template = template
+        self.pool = pool
+        self.session = session
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout_s, sock_connect=config.connect_timeout_s)
+        self._params: dict[str, Any] = {k: v for k, v in config.params.items() if k not in ("model", "messages", "stream")}
+
+    def request_body(self, text: str) -> bytes:
+        return msgspec.json.encode(
+            {"model": self.config.model, "messages": self.template.render(text), **self._params, "stream": False}
+        )
+
+    async def run(self, text: str, headers: dict[str, str] | None = None) -> StageResult:
+        started = time.perf_counter()
+        endpoint = self.pool.pick()
+        if endpoint is None:
+            return StageResult(self.role, error="no_endpoint")
+        self.pool.acquire(endpoint)
+        error: str | None = None
+        output: str | None = None
+        try:
+            async with self.session.post(
+                endpoint.url + "/chat/completions",
+                data=self.request_body(text),
+                headers={"content-type": "application/json", **(headers or {})},
+                timeout=self._timeout,
+            ) as response:
+                body = await response.read()
+                if response.status != 200:
+                    error = f"http_{response.status}"
+                else:
+                    output = parse_stage_reply(body, self.config.output, self.config.output_key)
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+            error = "timeout"
+        except aiohttp.ClientConnectionError:
+            error = "connect_error"
+            self.pool.mark_failure(endpoint, "connection failed")
+        except aiohttp.ClientError:
+            error = "http_error"
+        except ValueError:
+            error = "malformed"
+        finally:
+            self.pool.release(endpoint)
+        if error is None or error.startswith("http_4") or error == "malformed":
+            self.pool.mark_success(endpoint)
+        elif error.startswith("http_5"):
+            self.pool.mark_failure(endpoint, error)
+        return StageResult(self.role, output=output, error=error, latency_ms=(time.perf_counter() - started) * 1000)

@@ -1,0 +1,114 @@
+"""The gateway's runtime: config plus the live objects built from it (pools, sessions, stages).
+
+Built by :func:`build_runtime`; started and stopped by the app's lifespan. No globals: every
+handler reaches it through the closure of ``create_app``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from gateway.auth import ApiKeyAuth
+from gateway.config import GatewayConfig, Role, TargetConfig, load_api_keys
+from gateway.config.models import ALL_ROLES
+from gateway.ratelimit import TokenBuckets
+from gateway.refinement.dictionary import english_words
+from gateway.refinement.pipeline import Refiner
+from gateway.refinement.prompts import load_template
+from gateway.refinement.stages import StageBackend, VllmStage
+from gateway.upstream.health import Prober
+from gateway.upstream.http import new_session
+from gateway.upstream.pool import EndpointPool
+from gateway.upstream.target import TargetClient
+
+log = logging.getLogger("gateway.runtime")
+
+
+@dataclass
+class Runtime:
+    config: GatewayConfig
+    auth: ApiKeyAuth
+    rate_limits: TokenBuckets
+    refiner: Refiner | None = None
+    targets: dict[str, TargetClient] = field(default_factory=dict)
+    target_pools: dict[str, EndpointPool] = field(default_factory=dict)
+    adapter_pools: dict[Role, EndpointPool] = field(default_factory=dict)
+    sessions: list[aiohttp.ClientSession] = field(default_factory=list)
+    prober: Prober | None = None
+    builtin_stages: Mapping[Role, StageBackend] = field(default_factory=dict)
+    draining: bool = False
+
+    def target(self, name: str) -> TargetClient | None:
+        return self.targets.get(name)
+
+    async def start(self) -> None:
+        """Open sessions, build stage backends and start probing (needs a running loop)."""
+        cfg = self.config
+        vocabulary = english_words()
+        probe_sets = []
+        for target_cfg in cfg.targets:
+            pool = EndpointPool.of(f"target:{target_cfg.name}", target_cfg.base_urls, target_cfg.cooldown_s)
+            session = new_session(target_cfg.max_connections)
+            self.sessions.append(session)
+            client = TargetClient(target_cfg, pool, session)
+            self.targets[target_cfg.name] = client
+            self.target_pools[target_cfg.name] = pool
+            auth_header = {"authorization": client._base_headers["authorization"]} if "authorization" in client._base_headers else None
+            probe_sets.append((pool, session, auth_header))
+        backends: dict[Role, StageBackend] = dict(self.builtin_stages)
+        for role in ALL_ROLES:
+            adapter = cfg.adapters.get(role)
+            if adapter is None or role in backends:
+                continue
+            pool = EndpointPool.of(f"adapter:{role.value}", adapter.base_urls, adapter.cooldown_s)
+            session = new_session(adapter.max_connections)
+            self.sessions.append(session)
+            backends[role] = VllmStage(role, adapter, load_template(adapter.prompt), pool, session)
+            self.adapter_pools[role] = pool
+            probe_sets.append((pool, session, None))
+        self.refiner = Refiner(cfg.refinement, backends, vocabulary)
+        self.prober = Prober(probe_sets, cfg.server.probe_interval_s)
+        self.prober.start()
+
+    async def stop(self) -> None:
+        if self.prober is not None:
+            await self.prober.stop()
+        for session in self.sessions:
+            await session.close()
+        self.sessions.clear()
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        """(ready, body) for ``/ready``: ready when at least one target endpoint is up."""
+        targets = {name: pool.status() for name, pool in self.target_pools.items()}
+        adapters = {role.value: pool.status() for role, pool in self.adapter_pools.items()}
+        builtin = {role.value: [{"url": "builtin", "up": True}] for role in self.builtin_stages}
+        ready = any(pool.any_up for pool in self.target_pools.values()) and not self.draining
+        return ready, {
+            "status": "ready" if ready else "unready",
+            "draining": self.draining,
+            "targets": targets,
+            "adapters": {**adapters, **builtin},
+        }
+
+
+def build_runtime(config: GatewayConfig, builtin_stages: Mapping[Role, StageBackend] | None = None) -> Runtime:
+    """A runtime for ``config`` (not started). ``builtin_stages`` replace adapters (demo)."""
+    keys = load_api_keys(config)
+    if not keys:
+        log.warning("no client API keys configured: the gateway accepts every caller")
+    rate = config.server.rate_limit
+    return Runtime(
+        config=config,
+        auth=ApiKeyAuth(keys),
+        rate_limits=TokenBuckets(rate.requests_per_s, rate.burst),
+        builtin_stages=dict(builtin_stages or {}),
+    )
+
+
+def target_config(runtime: Runtime, name: str) -> TargetConfig | None:
+    client = runtime.targets.get(name)
+    return client.config if client is not None else None

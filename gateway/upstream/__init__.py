@@ -1,0 +1,1 @@
+"""Upstream endpoints: balancing pools, shared HTTP sessions, health probes."""

@@ -1,0 +1,57 @@
+"""Shared keep-alive aiohttp sessions, one per upstream pool.
+
+aiohttp is the upstream client because it is the fastest here: in identical Litestar pass-through
+prototypes at concurrency 32 on one core, httpx's pool did 341-461 req/s, httpx over
+``httpx-aiohttp`` ~1,380 req/s and aiohttp ~2,000-2,300 req/s.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+# Response headers that describe the hop, not the payload: never relayed to the client.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "content-encoding",
+        "server",
+        "date",
+        "set-cookie",
+    }
+)
+
+
+def new_session(max_connections: int, *, force_close: bool = False) -> aiohttp.ClientSession:
+    """A session with its own connector; no default timeout (each call sets its own)."""
+    connector = aiohttp.TCPConnector(
+        limit=max_connections,
+        limit_per_host=0,
+        ttl_dns_cache=60,
+        keepalive_timeout=30,
+        force_close=force_close,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        raise_for_status=False,
+    )
+
+
+def relay_headers(headers: "aiohttp.typedefs.LooseHeaders | object") -> dict[str, str]:
+    """Upstream response headers worth passing to the client (``retry-after``, rate limits, ids)."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():  # type: ignore[attr-defined]
+        lowered = name.lower()
+        if lowered not in HOP_BY_HOP and not lowered.startswith("x-mpr-"):
+            out[lowered] = value
+    return out

@@ -1,0 +1,100 @@
+"""Endpoint pools: least-outstanding-requests balancing with cool-down of failed endpoints.
+
+Pure state plus a clock; no I/O. One :class:`EndpointPool` per target and per adapter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Endpoint:
+    """One OpenAI-compatible base URL and what the gateway knows of it."""
+
+    url: str
+    outstanding: int = 0
+    cooldown_until: float = 0.0
+    up: bool = True
+    last_probe_at: float | None = None
+    last_probe_ms: float | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+
+    def status(self, now_wall: float, now_mono: float) -> dict[str, object]:
+        """JSON-ready view for ``/ready``."""
+        age = None if self.last_probe_at is None else round(now_mono - self.last_probe_at, 3)
+        return {
+            "url": self.url,
+            "up": self.up,
+            "outstanding": self.outstanding,
+            "cooling_down": self.cooldown_until > now_mono,
+            "last_probe_age_s": age,
+            "last_probe_ms": self.last_probe_ms,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass(slots=True)
+class EndpointPool:
+    """Pick the endpoint with the fewest requests in flight, skipping ones cooling down."""
+
+    name: str
+    endpoints: list[Endpoint]
+    cooldown_s: float = 5.0
+    clock: Callable[[], float] = field(default=time.monotonic)
+
+    @classmethod
+    def of(cls, name: str, urls: Iterable[str], cooldown_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> EndpointPool:
+        return cls(name, [Endpoint(u) for u in urls], cooldown_s, clock)
+
+    def pick(self, exclude: Iterable[Endpoint] = ()) -> Endpoint | None:
+        """Best endpoint not in ``exclude``; when all are cooling down, the one that recovers first."""
+        excluded = set(id(e) for e in exclude)
+        candidates = [e for e in self.endpoints if id(e) not in excluded]
+        if not candidates:
+            return None
+        now = self.clock()
+        ready = [e for e in candidates if e.cooldown_until <= now]
+        if ready:
+            return min(ready, key=lambda e: e.outstanding)
+        return min(candidates, key=lambda e: e.cooldown_until)
+
+    def acquire(self, endpoint: Endpoint) -> None:
+        endpoint.outstanding += 1
+
+    def release(self, endpoint: Endpoint) -> None:
+        endpoint.outstanding -= 1
+
+    def mark_failure(self, endpoint: Endpoint, error: str) -> None:
+        """Take the endpoint out of rotation for ``cooldown_s``."""
+        endpoint.consecutive_failures += 1
+        endpoint.cooldown_until = self.clock() + self.cooldown_s
+        endpoint.up = False
+        endpoint.last_error = error
+
+    def mark_success(self, endpoint: Endpoint) -> None:
+        if endpoint.consecutive_failures or not endpoint.up:
+            endpoint.consecutive_failures = 0
+            endpoint.cooldown_until = 0.0
+            endpoint.up = True
+            endpoint.last_error = None
+
+    def record_probe(self, endpoint: Endpoint, ok: bool, latency_ms: float, error: str | None) -> None:
+        """A health probe result: up endpoints leave cool-down at once, down ones enter it."""
+        endpoint.last_probe_at = self.clock()
+        endpoint.last_probe_ms = round(latency_ms, 2)
+        if ok:
+            self.mark_success(endpoint)
+        else:
+            self.mark_failure(endpoint, error or "probe failed")
+
+    @property
+    def any_up(self) -> bool:
+        return any(e.up for e in self.endpoints)
+
+    def status(self) -> list[dict[str, object]]:
+        now_mono = self.clock()
+        return [e.status(time.time(), now_mono) for e in self.endpoints]

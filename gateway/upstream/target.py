@@ -1,0 +1,111 @@
+"""Calls to a target LLM: endpoint choice, one retry before any byte reached the client, errors.
+
+Connection failures (refused, reset, connect timeout, dropped before the answer) cool the
+endpoint down and are retried once on another endpoint. A read timeout is a 504 and not retried:
+the target may still be generating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from gateway.config.models import TargetConfig
+from gateway.errors import UpstreamTimeout, UpstreamUnreachable
+from gateway.upstream.http import relay_headers
+from gateway.upstream.pool import Endpoint, EndpointPool
+
+_CONNECTION_ERRORS = (
+    aiohttp.ClientConnectionError,  # refused, reset, server disconnected, connect timeout
+    aiohttp.ClientPayloadError,
+    ConnectionError,
+)
+
+
+@dataclass(slots=True)
+class TargetReply:
+    """The target's answer: a complete body, or an open streaming response to relay."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes | None = None
+    response: aiohttp.ClientResponse | None = None
+    endpoint: Endpoint | None = None
+    pool: EndpointPool | None = field(default=None, repr=False)
+
+    def finish(self, *, abort: bool = False) -> None:
+        """Release the endpoint slot; ``abort`` closes the connection (client gone)."""
+        if self.response is not None:
+            if abort:
+                self.response.close()
+            else:
+                self.response.release()
+            self.response = None
+        if self.pool is not None and self.endpoint is not None:
+            self.pool.release(self.endpoint)
+            self.pool = None
+
+
+class TargetClient:
+    """Sends chat completion requests to one target's endpoints."""
+
+    def __init__(self, config: TargetConfig, pool: EndpointPool, session: aiohttp.ClientSession) -> None:
+        self.config = config
+        self.pool = pool
+        self.session = session
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s
+        )
+        key = os.environ.get(config.api_key_env) if config.api_key_env else None
+        self._base_headers = {"content-type": "application/json", "accept-encoding": "identity"}
+        if key:
+            self._base_headers["authorization"] = f"Bearer {key}"
+
+    async def send(self, body: bytes, *, stream: bool, extra_headers: dict[str, str] | None = None) -> TargetReply:
+        """POST ``/chat/completions``; streaming replies come back open (call ``finish``)."""
+        headers = {**self._base_headers, **extra_headers} if extra_headers else self._base_headers
+        tried: list[Endpoint] = []
+        last_error = "no endpoint configured"
+        for _ in range(2):
+            endpoint = self.pool.pick(exclude=tried)
+            if endpoint is None:
+                break
+            tried.append(endpoint)
+            self.pool.acquire(endpoint)
+            response: aiohttp.ClientResponse | None = None
+            try:
+                response = await self.session.post(
+                    endpoint.url + "/chat/completions", data=body, headers=headers, timeout=self._timeout
+                )
+                if stream and response.status == 200:
+                    self.pool.mark_success(endpoint)
+                    return TargetReply(200, relay_headers(response.headers), response=response, endpoint=endpoint, pool=self.pool)
+                payload = await response.read()
+            except aiohttp.ConnectionTimeoutError:
+                last_error = f"connect timeout to {endpoint.url}"
+            except (aiohttp.SocketTimeoutError, asyncio.TimeoutError):
+                self.pool.release(endpoint)
+                if response is not None:
+                    response.close()
+                raise UpstreamTimeout(f"the target {self.config.name!r} did not answer within {self.config.timeout_s:g}s") from None
+            except _CONNECTION_ERRORS as exc:
+                last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            except BaseException:
+                self.pool.release(endpoint)
+                if response is not None:
+                    response.close()
+                raise
+            else:
+                self.pool.release(endpoint)
+                response.release()
+                if response.status < 500:
+                    self.pool.mark_success(endpoint)
+                return TargetReply(response.status, relay_headers(response.headers), body=payload)
+            self.pool.release(endpoint)
+            if response is not None:
+                response.close()
+            self.pool.mark_failure(endpoint, last_error)
+        raise UpstreamUnreachable(f"the target {self.config.name!r} is unreachable ({last_error})")
