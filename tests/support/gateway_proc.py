@@ -1,0 +1,109 @@
+"""Run the real gateway (``mpr-gateway serve``) as a subprocess on loopback for tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def routes(target_url: str, adapter_url: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """A routes.yaml tree: one target ``test-model`` → ``target-model``; adapters at ``adapter_url``."""
+    config: dict[str, Any] = {
+        "server": {"host": "127.0.0.1", "port": 0, "probe_interval_s": 0.5},
+        "targets": [{"name": "test-model", "endpoints": [target_url], "upstream_model": "target-model", "timeout_s": 10, "cooldown_s": 1}],
+        "refinement": {"deadline_s": 2.0},
+    }
+    if adapter_url:
+        config["adapters"] = {
+            role: {
+                "endpoints": [adapter_url],
+                "model": role,
+                "prompt": str(REPO / "lora_adapters" / role / "prompt.md"),
+                "timeout_s": 1.0,
+                "cooldown_s": 1,
+            }
+            for role in ("cleaner", "describer", "paraphraser")
+        }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return config
+
+
+class GatewayProcess:
+    """``with GatewayProcess(config_tree, tmp_path) as gw:`` — ``gw.base_url`` ends in ``/v1``."""
+
+    def __init__(self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.env = env or {}
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"gateway-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def start(self) -> GatewayProcess:
+        path = self.workdir / f"routes-{self.port}.yaml"
+        path.write_text(yaml.safe_dump(self.config))
+        log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+            cwd=REPO,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/health", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("gateway did not start in 30s")
+
+    def stop(self) -> int | None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return None if self.proc is None else self.proc.returncode
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
