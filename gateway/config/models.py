@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 
 class Role(StrEnum):
@@ -28,15 +28,14 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def _normalise_base_url(url: str) -> str:
-    """Strip trailing slashes; an OpenAI base URL must end in ``/v1``."""
-    url = str(url).rstrip("/")
-    if not url.endswith("/v1"):
-        raise ValueError(f"endpoint {url!r} must be an OpenAI-compatible base URL ending in /v1")
+def _check_base_url(url: HttpUrl) -> HttpUrl:
+    """An OpenAI base URL must end in ``/v1``."""
+    if not str(url).rstrip("/").endswith("/v1"):
+        raise ValueError(f"endpoint {str(url)!r} must be an OpenAI-compatible base URL ending in /v1")
     return url
 
 
-EndpointUrl = Annotated[HttpUrl, Field(description="OpenAI-compatible base URL ending in /v1")]
+EndpointUrl = Annotated[HttpUrl, AfterValidator(_check_base_url), Field(description="base URL ending in /v1")]
 
 
 class _Upstream(_Frozen):
@@ -44,13 +43,6 @@ class _Upstream(_Frozen):
     connect_timeout_s: float = Field(default=2.0, gt=0)
     cooldown_s: float = Field(default=5.0, ge=0, description="how long a failed endpoint is skipped")
     max_connections: int = Field(default=1024, ge=1, description="keep-alive pool size per upstream")
-
-    @field_validator("endpoints")
-    @classmethod
-    def _check_endpoints(cls, value: list[HttpUrl]) -> list[HttpUrl]:
-        for url in value:
-            _normalise_base_url(str(url))
-        return value
 
     @property
     def base_urls(self) -> list[str]:
