@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from array import array
+from collections.abc import Iterable
 from bisect import bisect_left
 from functools import lru_cache
 from importlib import resources
@@ -26,7 +27,7 @@ class WordList:
 
     __slots__ = ("_hashes",)
 
-    def __init__(self, words: list[str]) -> None:
+    def __init__(self, words: Iterable[str]) -> None:
         self._hashes = array("I", sorted({zlib.crc32(w.lower().encode()) for w in words}))
 
     def __contains__(self, word: object) -> bool:
@@ -44,4 +45,4 @@ class WordList:
 def english_words() -> WordList:
     """The bundled dictionary, loaded once per process (~0.3 s)."""
     with open(dictionary_path(), encoding="utf-8") as handle:
-        return WordList([line.split(" ", 1)[0] for line in handle if line.strip()])
+        return WordList(line.split(" ", 1)[0] for line in handle if line.strip())
