@@ -36,7 +36,7 @@ def echo_reply(model: str, body: dict[str, Any]) -> str:
 
 @dataclass
 class Behaviour:
-    """How to answer. ``mode``: ok, status, malformed, reset, wrong_type, cut_stream, hang."""
+    """How to answer. ``mode``: ok, status, malformed, reset, wrong_type, cut_stream, no_done, hang."""
 
     mode: str = "ok"
     reply: Reply = echo_reply
@@ -45,6 +45,7 @@ class Behaviour:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     chunks: int = 5
+    chunk_delay_s: float = 0.005  # pause between streamed chunks
 
 
 @dataclass
@@ -150,9 +151,12 @@ class FakeOpenAI:
                     assert request.transport is not None
                     request.transport.abort()
                     return response
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(b.chunk_delay_s)
             final = {**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
             await response.write(b"data: " + json.dumps(final).encode() + b"\n\n")
+            if b.mode == "no_done":  # a clean end of the body, but without the [DONE] sentinel
+                await response.write_eof()
+                return response
             if (body.get("stream_options") or {}).get("include_usage"):
                 await response.write(b"data: " + json.dumps({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}).encode() + b"\n\n")
             await response.write(b"data: [DONE]\n\n")
@@ -176,7 +180,7 @@ class FakeOpenAI:
             app = web.Application()
             app.router.add_get("/v1/models", self._models)
             app.router.add_post("/v1/chat/completions", self._chat)
-            runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+            runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", port)
             loop.run_until_complete(site.start())

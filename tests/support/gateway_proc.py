@@ -68,6 +68,10 @@ class GatewayProcess:
         return self.url + "/v1"
 
     def start(self) -> GatewayProcess:
+        return self.launch().wait_ready()
+
+    def launch(self) -> GatewayProcess:
+        """Start the process without waiting (start several, then :meth:`wait_ready` each)."""
         path = self.workdir / f"routes-{self.port}.yaml"
         path.write_text(yaml.safe_dump(self.config))
         log = self.log_path.open("wb")
@@ -78,7 +82,12 @@ class GatewayProcess:
             env={**os.environ, **self.env},
             cwd=REPO,
         )
-        deadline = time.monotonic() + 30
+        return self
+
+    def wait_ready(self, timeout_s: float = 30) -> GatewayProcess:
+        """Wait until ``/health`` answers 200; raises with the log tail if the process died."""
+        assert self.proc is not None, "launch() first"
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited: {self.log_path.read_text()[-3000:]}")
@@ -87,7 +96,12 @@ class GatewayProcess:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("gateway did not start in 30s")
+        raise RuntimeError(f"gateway did not start in {timeout_s:g}s")
+
+    def terminate(self) -> None:
+        """Ask the process to exit without waiting (then :meth:`stop` waits)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
 
     def stop(self) -> int | None:
         if self.proc is not None and self.proc.poll() is None:
