@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 
 import aiohttp
+import msgspec
 
 from gateway.upstream.pool import EndpointPool
 
@@ -19,12 +20,26 @@ async def probe_endpoint(session: aiohttp.ClientSession, url: str, timeout_s: fl
     started = time.perf_counter()
     try:
         async with session.get(url + "/models", headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
-            await response.read()
+            body = await response.read()
             ok = response.status < 500
             error = None if ok else f"http_{response.status}"
+            if response.status == 429:
+                error = "http_429"  # alive but shedding load: stays up, and /ready says why
+            elif response.status == 200 and not _is_json(response.headers.get("content-type", ""), body):
+                ok, error = False, "malformed"  # an HTML error page or broken JSON is no OpenAI endpoint
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         ok, error = False, type(exc).__name__
     return ok, (time.perf_counter() - started) * 1000, error
+
+
+def _is_json(content_type: str, body: bytes) -> bool:
+    if "json" not in content_type.lower():
+        return False
+    try:
+        msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return True
 
 
 class Prober:

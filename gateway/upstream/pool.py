@@ -88,6 +88,7 @@ class EndpointPool:
         endpoint.last_probe_ms = round(latency_ms, 2)
         if ok:
             self.mark_success(endpoint)
+            endpoint.last_error = error  # e.g. http_429: up, but /ready shows the endpoint sheds load
         else:
             self.mark_failure(endpoint, error or "probe failed")
 
