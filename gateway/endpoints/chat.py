@@ -87,6 +87,8 @@ class ChatCompletions:
         media_type = reply.headers.pop("content-type", JSON)
         if reply.status == 200 and not media_type.startswith(JSON):
             raise UpstreamUnreachable(f"the target answered with content-type {media_type!r}, not JSON", headers=headers)
+        if reply.status == 200 and not _valid_json(reply.body or b""):
+            raise UpstreamUnreachable("the target answered 200 with a body that is not valid JSON", headers=headers)
         return Response(content, status_code=reply.status, headers={**reply.headers, **headers}, media_type=media_type)
 
     async def _refine(
@@ -133,6 +135,14 @@ class ChatCompletions:
             aborted = False
         finally:
             reply.finish(abort=aborted)
+
+
+def _valid_json(content: bytes) -> bool:
+    try:
+        msgspec.json.decode(content)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return True
 
 
 def _with_details(content: bytes, outcome: RefinementOutcome) -> bytes:
