@@ -105,7 +105,7 @@ class VllmStage:
             error = "malformed"
         finally:
             self.pool.release(endpoint)
-        if error is None or error.startswith("http_4") or error == "malformed":
+        if error is None or error.startswith("http_4"):  # malformed output proves nothing about health
             self.pool.mark_success(endpoint)
         elif error.startswith("http_5"):
             self.pool.mark_failure(endpoint, error)
