@@ -12,7 +12,7 @@ from worker_launch import ROLES
 from worker_launch.command import build_vllm_command
 from worker_launch.config import WorkerConfig, WorkerConfigError, load_worker_config
 from worker_launch.logs import log
-from worker_launch.manifest import AdapterManifest, ManifestError, load_manifest, manifest_path
+from worker_launch.manifest import AdapterManifest, ManifestError, discover_adapters, load_manifest
 from worker_launch.plan import (
     LaunchOptions,
     LaunchSpec,
@@ -39,7 +39,8 @@ def split_passthrough(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _add_model_args(p: argparse.ArgumentParser, role_required: bool) -> None:
     p.add_argument("--role", required=role_required,
-                   help=f"comma-separated roles served by this node ({', '.join(ROLES)})")
+                   help=f"comma-separated adapters served by this node ({', '.join(ROLES)}, or any other "
+                        "directory with an adapter.yaml)")
     p.add_argument("--config", type=Path, help="worker YAML (default: $MPR_WORKER_CONFIG or built-in defaults)")
     p.add_argument("--size", help="base-model variant from the manifests, e.g. 3b or 8b (default: config)")
     p.add_argument("--base-model", help="serve this base model (local path or HF id) instead of the manifests'")
@@ -106,8 +107,16 @@ def _vllm_importable(python: str) -> str | None:
     return None
 
 
+def _known_roles(config_path: Path | None) -> tuple[str, ...]:
+    config, _ = load_worker_config(config_path)
+    known = discover_adapters(config.adapters_dir, ROLES)
+    if not known:
+        raise ManifestError(f"no adapter manifests (<role>/adapter.yaml) in {config.adapters_dir}")
+    return known
+
+
 def cmd_launch(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    spec = _spec(args, parse_roles(args.role, ROLES), extra)
+    spec = _spec(args, parse_roles(args.role, _known_roles(args.config)), extra)
     command = build_vllm_command(spec)
     findings = [] if args.skip_verify else verify_spec(spec)
     if args.dry_run:
@@ -129,13 +138,8 @@ def cmd_launch(args: argparse.Namespace, extra: Sequence[str]) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    config, _ = load_worker_config(args.config)
-    if args.role:
-        roles = parse_roles(args.role, ROLES)
-    else:
-        roles = tuple(r for r in ROLES if manifest_path(config.adapters_dir, r).exists())
-        if not roles:
-            raise ManifestError(f"no adapter manifests (<role>/adapter.yaml) in {config.adapters_dir}")
+    known = _known_roles(args.config)
+    roles = parse_roles(args.role, known) if args.role else known
     spec = _spec(args, roles, ())
     findings = verify_spec(spec)
     _report(findings)

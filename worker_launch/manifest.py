@@ -43,8 +43,9 @@ class Variant(_Frozen):
 class AdapterManifest(_Frozen):
     """The whole ``adapter.yaml``."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$", description="LoRA name vLLM serves")
-    role: str = Field(min_length=1)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$",
+                      description="LoRA name vLLM serves; equals the manifest's directory name")
+    role: str = Field(min_length=1, description="gateway stage it serves: cleaner, describer or paraphraser")
     description: str = ""
     prompt: str | None = Field(default=None, description="prompt template the gateway sends, relative path")
     training: Training
@@ -91,7 +92,7 @@ def manifest_path(adapters_dir: Path, role: str) -> Path:
 
 
 def load_manifest(adapters_dir: Path, role: str) -> AdapterManifest:
-    """Read and validate ``<adapters_dir>/<role>/adapter.yaml``."""
+    """Read and validate ``<adapters_dir>/<role>/adapter.yaml`` (``role``: the adapter's directory name)."""
     path = manifest_path(adapters_dir, role)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -100,6 +101,12 @@ def load_manifest(adapters_dir: Path, role: str) -> AdapterManifest:
     except yaml.YAMLError as exc:
         raise ManifestError(f"manifest {path} is not valid YAML: {exc}") from None
     manifest = parse_manifest(data, str(path))
-    if manifest.role != role:
-        raise ManifestError(f"manifest {path} says role {manifest.role!r}, expected {role!r}")
+    if manifest.name != role:
+        raise ManifestError(f"manifest {path} names LoRA {manifest.name!r}; it must match its directory {role!r}")
     return manifest
+
+
+def discover_adapters(adapters_dir: Path, preferred: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Directory names under ``adapters_dir`` holding an ``adapter.yaml``: ``preferred`` first, then sorted."""
+    found = {p.parent.name for p in adapters_dir.glob("*/adapter.yaml")}
+    return tuple(r for r in preferred if r in found) + tuple(sorted(found - set(preferred)))

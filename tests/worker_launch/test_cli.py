@@ -73,3 +73,25 @@ def test_log_lines() -> None:
     assert format_value("a b") == '"a b"' and format_value("") == '""' and format_value(3) == "3"
     line = format_line(0, "INFO", "ready", {"pid": 12, "cmd": 'x "y"'})
     assert line == '1970-01-01T00:00:00Z mpr-worker INFO event=ready pid=12 cmd="x \\"y\\""'
+
+
+def test_a_fourth_adapter_is_just_another_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from worker_launch.testmodel import build_test_model
+
+    config = build_test_model(tmp_path)
+    manifest = yaml.safe_load((tmp_path / "lora_adapters" / "describer" / "adapter.yaml").read_text())
+    manifest.update(name="describer-wikidata", description="Wiki+Wikidata describer")
+    (tmp_path / "lora_adapters" / "describer-wikidata").mkdir()
+    (tmp_path / "lora_adapters" / "describer-wikidata" / "adapter.yaml").write_text(yaml.safe_dump(manifest))
+
+    assert main(["verify-adapters", "--config", str(config)]) == 0
+    assert "OK describer-wikidata: describer-wikidata ->" in capsys.readouterr().out
+    assert main(["launch", "--config", str(config), "--role", "describer-wikidata", "--dry-run"]) == 2
+    assert "no port configured for role 'describer-wikidata'" in capsys.readouterr().err
+    assert main(["launch", "--config", str(config), "--role", "describer,describer-wikidata", "--dry-run"]) == 0
+    argv = shlex.split(capsys.readouterr().out)
+    i = argv.index("--lora-modules")
+    assert [json.loads(a)["name"] for a in argv[i + 1 : i + 3]] == ["describer", "describer-wikidata"]
+    assert argv[argv.index("--port") + 1] == "8003" and argv[argv.index("--max-loras") + 1] == "2"

@@ -10,7 +10,7 @@ import yaml
 from gateway.refinement.prompts import SLOT, load_template
 from worker_launch import ROLES
 from worker_launch.config import REPO_ADAPTERS_DIR, WorkerConfigError, load_worker_config, parse_worker_config
-from worker_launch.manifest import ManifestError, load_manifest, looks_like_local_path, parse_manifest, resolve_ref
+from worker_launch.manifest import ManifestError, discover_adapters, load_manifest, looks_like_local_path, parse_manifest, resolve_ref
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "worker_launch" / "worker.example.yaml"
 TRAINING = {"cleaner": ("JFLEG", 6012), "describer": ("Wikipedia (articles only)", 14982),
@@ -50,10 +50,19 @@ def test_manifest_errors_are_clear(tmp_path: Path) -> None:
                         "variants": {"3b": {"base_model": "a/b", "weights": "c"}}}, "m.yaml")
     (tmp_path / "cleaner").mkdir()
     (tmp_path / "cleaner" / "adapter.yaml").write_text(yaml.safe_dump(
-        {"name": "x", "role": "describer", "training": {"dataset": "d", "samples": 1}, "lora": {"rank": 8},
+        {"name": "describer", "role": "describer", "training": {"dataset": "d", "samples": 1}, "lora": {"rank": 8},
          "variants": {"3b": {"base_model": "a/b", "weights": "c"}}}))
-    with pytest.raises(ManifestError, match="expected 'cleaner'"):
+    with pytest.raises(ManifestError, match="must match its directory 'cleaner'"):
         load_manifest(tmp_path, "cleaner")
+
+
+def test_discover_adapters(tmp_path: Path) -> None:
+    for name in ("zeta", "describer", "cleaner"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "adapter.yaml").write_text("{}")
+    (tmp_path / "notes").mkdir()
+    assert discover_adapters(tmp_path, ROLES) == ("cleaner", "describer", "zeta")
+    assert discover_adapters(REPO_ADAPTERS_DIR, ROLES) == ROLES
 
 
 def test_refs() -> None:
