@@ -4,13 +4,44 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from gateway.config import ConfigError, load_config
 
 
-def _serve(app: object, host: str, port: int, grace_s: float, log_level: str) -> None:
+def _graceful_server(config: Any, runtime: Any, drain_s: float) -> Any:
+    """A uvicorn server whose SIGTERM drains: the runtime turns ``draining`` (``/ready`` and new
+    requests answer 503) for ``drain_s`` while still listening, then uvicorn's graceful shutdown runs
+    (stop accepting, in-flight requests finish within the grace period) and the process exits 0."""
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        drain_until: float | None = None
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if runtime is not None:
+                runtime.draining = True
+            if sig == signal.SIGTERM and drain_s > 0 and self.drain_until is None and not self.should_exit:
+                self.drain_until = time.monotonic() + drain_s
+                return
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises a captured SIGTERM after its graceful shutdown, so the process died
+            # of the signal (exit -15) instead of exiting 0; a drained shutdown is a clean exit.
+            self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+
+        async def on_tick(self, counter: int) -> bool:
+            if self.drain_until is not None and time.monotonic() >= self.drain_until:
+                self.should_exit = True
+            return bool(await super().on_tick(counter))
+
+    return GracefulServer(config)
+
+
+def _serve(app: object, host: str, port: int, grace_s: float, log_level: str, drain_s: float = 0.0) -> None:
     import uvicorn
 
     config = uvicorn.Config(
@@ -19,11 +50,11 @@ def _serve(app: object, host: str, port: int, grace_s: float, log_level: str) ->
         port=port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=int(grace_s) if grace_s else None,
+        timeout_graceful_shutdown=grace_s,  # was int(grace_s) if grace_s else None: 0 waited forever
         lifespan="on",
         log_level=log_level.lower(),
     )
-    uvicorn.Server(config).run()
+    _graceful_server(config, getattr(getattr(app, "state", None), "runtime", None), drain_s).run()
 
 
 def _setup_logging(level: str) -> None:
@@ -44,7 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     logging.getLogger("gateway").info("serving %d target(s) on %s:%d", len(config.targets), host, port)
-    _serve(create_app(config), host, port, config.server.shutdown_grace_s, config.telemetry.log_level)
+    server = config.server
+    _serve(create_app(config), host, port, server.shutdown_grace_s, config.telemetry.log_level, server.drain_delay_s)
     return 0
 
 

@@ -135,6 +135,9 @@ class ServerConfig(_Frozen):
     rate_limit: RateLimitConfig = RateLimitConfig()
     probe_interval_s: float = Field(default=5.0, gt=0)
     shutdown_grace_s: float = Field(default=30.0, ge=0)
+    drain_delay_s: float = Field(
+        default=0.0, ge=0, description="after SIGTERM, keep listening this long with /ready and new requests at 503"
+    )
 
 
 class TelemetryConfig(_Frozen):

@@ -7,12 +7,14 @@ from typing import Any
 import msgspec
 from litestar import Request
 
-from gateway.errors import InvalidRequest, RateLimited
+from gateway.errors import InvalidRequest, RateLimited, ServiceUnavailable
 from gateway.runtime import Runtime
 
 
 def authorize(runtime: Runtime, request: Request[Any, Any, Any]) -> str | None:
     """Authenticate and charge the rate limit; returns the caller's key (None when auth is off)."""
+    if runtime.draining:  # SIGTERM received: in-flight requests finish, new ones go elsewhere
+        raise ServiceUnavailable("The gateway is shutting down; retry the request.", headers={"retry-after": "1"})
     key = runtime.auth.authenticate(request.headers.get("authorization"))
     if runtime.rate_limits.enabled:
         wait = runtime.rate_limits.take(key or (request.client.host if request.client else "anonymous"))
