@@ -20,7 +20,8 @@ def test_split_passthrough() -> None:
 
 def test_dry_run_prints_the_command(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["launch", "--role", "cleaner,describer,paraphraser", "--device", "cpu", "--dry-run",
-                 "--vllm-python", "/opt/v/bin/python", "--otlp-traces-endpoint", "http://otel:4317", "--",
+                 "--vllm-python", "/opt/v/bin/python", "--otlp-traces-endpoint", "http://otel:4317",
+                 "--adapter", "cleaner=/nonexistent/cleaner", "--",
                  "--seed", "3"])
     assert code == 0
     captured = capsys.readouterr()
@@ -33,12 +34,14 @@ def test_dry_run_prints_the_command(capsys: pytest.CaptureFixture[str]) -> None:
     i = argv.index("--lora-modules")
     assert [json.loads(a)["name"] for a in argv[i + 1 : i + 4]] == ["cleaner", "describer", "paraphraser"]
     assert argv[-2:] == ["--seed", "3"]
-    # the weights are not on this machine: the dry run still prints, and says so on stderr
-    assert "ERROR cleaner: adapter directory /home/models/llama32_3b_grammar_lora does not exist" in captured.err
+    assert json.loads(argv[i + 1])["path"] == "/nonexistent/cleaner"
+    # missing weights: the dry run still prints, and says so on stderr
+    assert "ERROR cleaner: adapter directory /nonexistent/cleaner does not exist" in captured.err
 
 
 def test_launch_refuses_broken_adapters(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["launch", "--role", "cleaner", "--vllm-python", "/nonexistent/python"]) == 1
+    assert main(["launch", "--role", "cleaner", "--adapter", "cleaner=/nonexistent/cleaner",
+                 "--vllm-python", "/nonexistent/python"]) == 1
     out = capsys.readouterr()
     assert "event=verify_failed" in out.out and "does not exist" in out.err
 
@@ -53,8 +56,10 @@ def test_launch_without_vllm_says_how_to_install(tmp_path: Path, capsys: pytest.
 
 
 def test_verify_adapters_fails_without_weights(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["verify-adapters", "--role", "describer", "--size", "8b"]) == 1
-    assert "FAIL describer: describer -> /home/models/llama31_8b_wikipedia_only_lora" in capsys.readouterr().out
+    assert main(["verify-adapters", "--role", "describer", "--size", "8b", "--adapter", "describer=/nonexistent/d"]) == 1
+    out = capsys.readouterr()
+    assert "FAIL describer: describer -> /nonexistent/d (base meta-llama/Llama-3.1-8B-Instruct, max rank 64)" in out.out
+    assert "adapter directory /nonexistent/d does not exist" in out.err
 
 
 @pytest.mark.parametrize("argv", [
