@@ -32,7 +32,7 @@ def validate_messages(messages: Any, max_messages: int) -> list[dict[str, Any]]:
         if not isinstance(message, dict):
             raise InvalidRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
         role = message.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:  # an unhashable role (a list) raised TypeError
             raise InvalidRequest(f"messages[{i}].role must be one of {sorted(_ROLES)}", param=f"messages[{i}].role")
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list)):
