@@ -33,8 +33,10 @@ def decode_object(body: bytes) -> dict[str, Any]:
         raise InvalidRequest("The request body is empty; expected a JSON object.")
     try:
         payload = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8
         raise InvalidRequest(f"We could not parse the JSON body of your request ({exc}).") from None
+    except RecursionError:  # msgspec raises it, not DecodeError, for JSON nested too deep
+        raise InvalidRequest("The JSON body of your request is nested too deeply.") from None
     if not isinstance(payload, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return payload
