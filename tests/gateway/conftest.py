@@ -7,6 +7,10 @@ before each test). The OpenAI spec is loaded once per session for shape checks.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -174,3 +178,74 @@ def adapters_tree(url: str, **per_role: dict[str, Any]) -> dict[str, Any]:
             **per_role.get(role, {}),
         }
     return tree
+
+
+# -- the offline demo ------------------------------------------------------------------------------
+
+
+class DemoProcess:
+    """``mpr-gateway demo`` on a free port. Its built-in cleaner loads SymSpell (seconds of CPU),
+    so the suite launches it at collection time, in the background, when a demo test is selected."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(tempfile.mkdtemp(prefix="mpr-demo-")) / "demo.log"
+        script = Path(sys.executable).with_name("mpr-gateway")
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "gateway"]
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [*command, "demo", "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=dict(os.environ)
+            )
+
+    def wait_ready(self, timeout_s: float = 60) -> DemoProcess:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"demo exited: {self.logs()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/health", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"demo did not start in {timeout_s:g}s: {self.logs()[-3000:]}")
+            time.sleep(0.1)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+_demo: DemoProcess | None = None
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    global _demo
+    if _demo is None and any("demo" in item.fixturenames for item in items if hasattr(item, "fixturenames")):
+        _demo = DemoProcess()
+
+
+@pytest.fixture(scope="session")
+def demo() -> Iterator[DemoProcess]:
+    global _demo
+    process = _demo or DemoProcess()
+    _demo = process
+    try:
+        yield process.wait_ready()
+    finally:
+        process.stop()
+        _demo = None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _demo is not None:
+        _demo.stop()

@@ -219,7 +219,7 @@ def test_skip_gate_lets_a_clean_prompt_through(client: openai.OpenAI, fake: Fake
     refining(fake)
     raw = client.chat.completions.with_raw_response.create(model="test-model", messages=[{"role": "user", "content": CLEAN}])
     assert_mpr_headers(raw.headers, "skipped;reason=clean")
-    assert float(raw.headers["x-mpr-refine-ms"]) < 5.0
+    assert float(raw.headers["x-mpr-refine-ms"]) < 20.0  # no stage call: the gate alone
     assert stage_calls(fake) == {"cleaner": 0, "describer": 0, "paraphraser": 0}
     assert target_body(fake)["messages"] == [{"role": "user", "content": CLEAN}]
 
@@ -391,10 +391,12 @@ async def test_async_client_concurrent_requests(gateway: GatewayProcess, fake: F
 def test_target_response_body_and_headers_are_relayed(client: openai.OpenAI, fake: FakeOpenAI) -> None:
     from tests.support.fake_openai import Behaviour
 
-    fake.behave("target-model", Behaviour(headers={"x-request-id": "req-123", "openai-processing-ms": "42"}))
+    fake.behave("target-model", Behaviour(headers={"x-request-id": "req-123", "openai-processing-ms": "42", "x-vendor-trace": "abc"}))
     raw = client.chat.completions.with_raw_response.create(model="test-model", messages=[{"role": "user", "content": CLEAN}])
-    assert raw.headers["x-request-id"] == "req-123"
     assert raw.headers["openai-processing-ms"] == "42"
+    assert raw.headers["x-vendor-trace"] == "abc"
+    # one request id, not the target's and the gateway's side by side ("req-123, 7b6b...")
+    assert len(raw.http_response.headers.get_list("x-request-id")) == 1, raw.http_response.headers.get_list("x-request-id")
     completion = raw.parse()
     assert completion.id == "chatcmpl-fake"
     assert completion.model == "target-model"
