@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,7 @@ from gateway.errors import (
 )
 from gateway.refinement.stages import StageBackend
 from gateway.runtime import Runtime, build_runtime
+from gateway.telemetry import metrics_route
 
 log = logging.getLogger("gateway.app")
 
@@ -130,11 +132,17 @@ def create_app(
 
     async def shutdown() -> None:
         await runtime.stop()
+        await asyncio.to_thread(telemetry.shutdown)  # flush spans still batched
 
+    telemetry = runtime.telemetry
+    telemetry.metrics.watch_pools(lambda: [*runtime.target_pools.values(), *runtime.adapter_pools.values()])
+    guard = runtime.auth.authenticate if config.server.protect_ops_endpoints else None
     app = Litestar(
-        route_handlers=[*build_routes(runtime), *extra_routes],
+        route_handlers=[*build_routes(runtime), metrics_route(telemetry, guard), *extra_routes],
         on_startup=[startup],
         on_shutdown=[shutdown],
+        plugins=telemetry.litestar_plugins(),  # OpenTelemetry SERVER spans, only when tracing is on
+        middleware=[telemetry.middleware()],  # request id, metrics, access log
         exception_handlers={
             GatewayError: _gateway_error,
             ClientDisconnected: _disconnected,

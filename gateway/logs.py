@@ -31,6 +31,9 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
+    from gateway.telemetry.logcontext import install_filter
+
+    install_filter(handler)  # request_id, trace_id, span_id on every record
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -20,6 +20,7 @@ from gateway.refinement.dictionary import english_words
 from gateway.refinement.pipeline import Refiner
 from gateway.refinement.prompts import load_template
 from gateway.refinement.stages import StageBackend, VllmStage
+from gateway.telemetry import Telemetry
 from gateway.upstream.health import Prober
 from gateway.upstream.http import new_session
 from gateway.upstream.pool import EndpointPool
@@ -41,6 +42,7 @@ class Runtime:
     prober: Prober | None = None
     builtin_stages: Mapping[Role, StageBackend] = field(default_factory=dict)
     draining: bool = False
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
     def target(self, name: str) -> TargetClient | None:
         return self.targets.get(name)
@@ -70,7 +72,7 @@ class Runtime:
             backends[role] = VllmStage(role, adapter, load_template(adapter.prompt), pool, session)
             self.adapter_pools[role] = pool
             probe_sets.append((pool, session, None))
-        self.refiner = Refiner(cfg.refinement, backends, vocabulary)
+        self.refiner = Refiner(cfg.refinement, backends, vocabulary, self.telemetry)
         self.prober = Prober(probe_sets, cfg.server.probe_interval_s)
         self.prober.start()
 
@@ -101,11 +103,13 @@ def build_runtime(config: GatewayConfig, builtin_stages: Mapping[Role, StageBack
     if not keys:
         log.warning("no client API keys configured: the gateway accepts every caller")
     rate = config.server.rate_limit
+    telemetry = Telemetry.from_config(config.telemetry)
     return Runtime(
         config=config,
         auth=ApiKeyAuth(keys),
         rate_limits=TokenBuckets(rate.requests_per_s, rate.burst),
         builtin_stages=dict(builtin_stages or {}),
+        telemetry=telemetry,
     )
 
 

@@ -147,6 +147,7 @@ class TelemetryConfig(_Frozen):
     otlp_endpoint: str | None = None
     service_name: str = "mpr-gateway"
     capture_prompts: bool = Field(default=False, description="put prompt/answer text in spans and logs")
+    access_log: bool = Field(default=True, description="one JSON access-log line per request (no prompt text)")
     log_level: str = "INFO"
 
 

@@ -51,6 +51,7 @@ class ChatCompletions:
         target = runtime.target(model)
         if target is None:
             raise ModelNotFound(f"The model `{model}` does not exist or you do not have access to it.", param="model")
+        had_mpr = "mpr" in payload  # even `"mpr": null` must not reach the target
         mpr_field = payload.pop("mpr", None)
         controls = parse_controls(request.headers.get, mpr_field)
         stream = payload.get("stream") is True
@@ -63,7 +64,7 @@ class ChatCompletions:
             upstream_model = target.config.model_for_upstream
             if upstream_model != model:
                 payload["model"] = upstream_model
-            unchanged = mpr_field is None and upstream_model == model and (outcome is None or not outcome.changed)
+            unchanged = not had_mpr and upstream_model == model and (outcome is None or not outcome.changed)
             body = raw if unchanged else msgspec.json.encode(payload)
             try:
                 reply = await target.send(body, stream=stream)

@@ -13,6 +13,7 @@ from gateway.refinement.gate import GateDecision, decide
 from gateway.refinement.merge import merge
 from gateway.refinement.results import MergeResult, StageResult
 from gateway.refinement.stages import StageBackend
+from gateway.telemetry import Telemetry, default_telemetry
 
 log = logging.getLogger("gateway.refinement")
 
@@ -68,10 +69,17 @@ def header_value(merged: MergeResult) -> str:
 class Refiner:
     """Runs the configured stages concurrently and merges their outputs."""
 
-    def __init__(self, config: RefinementConfig, backends: Mapping[Role, StageBackend], vocabulary: Container[str]) -> None:
+    def __init__(
+        self,
+        config: RefinementConfig,
+        backends: Mapping[Role, StageBackend],
+        vocabulary: Container[str],
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.config = config
         self.backends = dict(backends)
         self.vocabulary = vocabulary
+        self.telemetry = telemetry or default_telemetry()
 
     def stages_for(self, requested: tuple[Role, ...] | None) -> tuple[Role, ...]:
         wanted = self.config.stages if requested is None else requested
@@ -86,6 +94,19 @@ class Refiner:
         headers: dict[str, str] | None = None,
     ) -> RefinementOutcome:
         """Refine ``text``; never raises for stage trouble (falls back to the original)."""
+        with self.telemetry.refinement() as observed:  # `refine` span (tracing on) + metrics
+            outcome = await self._refine(text, requested, use_gate=use_gate, headers=headers)
+            observed.done(outcome, self.stages_for(requested))
+        return outcome
+
+    async def _refine(
+        self,
+        text: str,
+        requested: tuple[Role, ...] | None,
+        *,
+        use_gate: bool,
+        headers: dict[str, str] | None,
+    ) -> RefinementOutcome:
         started = time.perf_counter()
         gate: GateDecision | None = None
         if use_gate or len(text) > self.config.skip_gate.max_prompt_chars or not text.strip():
@@ -97,7 +118,8 @@ class Refiner:
             return self._unchanged(text, "skipped;reason=no_stages", started, gate)
         try:
             results = await self._fan_out(text, roles, headers)
-            merged = merge(text, results, self.config, self.vocabulary)
+            with self.telemetry.merge_span():
+                merged = merge(text, results, self.config, self.vocabulary)
         except asyncio.CancelledError:
             raise
         except Exception:  # a refinement bug must never fail the user's request
@@ -116,7 +138,8 @@ class Refiner:
 
     async def _fan_out(self, text: str, roles: tuple[Role, ...], headers: dict[str, str] | None) -> dict[Role, StageResult]:
         """Start every stage at once; whatever is unfinished at the deadline is cancelled."""
-        tasks = {role: asyncio.create_task(self.backends[role].run(text, headers)) for role in roles}
+        stage = self.telemetry.stage  # the backend's run(), inside a CLIENT span when tracing
+        tasks = {role: asyncio.create_task(stage(self.backends[role], text, headers)) for role in roles}
         try:
             await asyncio.wait(tasks.values(), timeout=self.config.deadline_s)
         finally:

@@ -16,6 +16,7 @@ import msgspec
 from gateway.config.models import AdapterConfig, Role
 from gateway.refinement.prompts import PromptTemplate
 from gateway.refinement.results import StageResult
+from gateway.telemetry import annotate_endpoint, annotate_response
 from gateway.upstream.pool import EndpointPool
 
 
@@ -79,6 +80,7 @@ class VllmStage:
         endpoint = self.pool.pick()
         if endpoint is None:
             return StageResult(self.role, error="no_endpoint")
+        annotate_endpoint(endpoint.url)  # server.address/port on the stage span (tracing on)
         self.pool.acquire(endpoint)
         error: str | None = None
         output: str | None = None
@@ -90,6 +92,7 @@ class VllmStage:
                 timeout=self._timeout,
             ) as response:
                 body = await response.read()
+                annotate_response(response.status, body)  # usage, finish reasons (tracing on)
                 if response.status != 200:
                     error = f"http_{response.status}"
                 else:

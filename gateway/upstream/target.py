@@ -17,6 +17,7 @@ from gateway.config.models import TargetConfig
 from gateway.errors import UpstreamTimeout, UpstreamUnreachable
 from gateway.upstream.http import relay_headers
 from gateway.upstream.pool import Endpoint, EndpointPool
+from gateway.telemetry import annotate_endpoint
 
 _CONNECTION_ERRORS = (
     aiohttp.ClientConnectionError,  # refused, reset, server disconnected, connect timeout
@@ -74,6 +75,7 @@ class TargetClient:
             if endpoint is None:
                 break
             tried.append(endpoint)
+            annotate_endpoint(endpoint.url)  # server.address/port on the target span (tracing on)
             self.pool.acquire(endpoint)
             response: aiohttp.ClientResponse | None = None
             try:
