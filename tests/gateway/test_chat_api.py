@@ -30,9 +30,11 @@ IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw
 @pytest.fixture(scope="module")
 def gateways(fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[GatewayProcess]]:
     """The default routes, and the same peers with the description appended to the user message."""
+    default = routes(fake.base_url, fake.base_url)
+    default["targets"].append({"name": "plain-model", "endpoints": [fake.base_url]})  # sent upstream as is
     append = routes(fake.base_url, fake.base_url)
     append["refinement"]["describer"] = {"placement": "append"}
-    gws = start_gateways(tmp_path_factory, routes(fake.base_url, fake.base_url), append)
+    gws = start_gateways(tmp_path_factory, default, append)
     yield gws
     stop_gateways(gws)
 
@@ -295,6 +297,20 @@ def test_body_mpr_refine_false_is_removed_before_forwarding(client: openai.OpenA
     assert "mpr" not in body
     assert body["messages"] == [{"role": "user", "content": DIRTY}]
     assert stage_calls(fake) == {"cleaner": 0, "describer": 0, "paraphraser": 0}
+
+
+@pytest.mark.parametrize("mpr", [None, {}, {"refine": True}, {"return_details": False}], ids=["null", "empty", "refine", "no_details"])
+@pytest.mark.parametrize("prompt", [CLEAN, DIRTY], ids=["clean", "dirty"])
+def test_body_mpr_is_never_forwarded(gateway: GatewayProcess, fake: FakeOpenAI, mpr: Any, prompt: str) -> None:
+    """Also when nothing else changes the body (same model name upstream, prompt skipped)."""
+    refining(fake)
+    for model in ("plain-model", "test-model"):
+        response = httpx.post(
+            gateway.base_url + "/chat/completions", json={"model": model, "messages": [{"role": "user", "content": prompt}], "mpr": mpr}, timeout=10
+        )
+        assert response.status_code == 200, response.text
+    for call in fake.requests_for("plain-model") + fake.requests_for("target-model"):
+        assert "mpr" not in call.body, call.body
 
 
 def test_body_mpr_wins_over_headers(client: openai.OpenAI, fake: FakeOpenAI) -> None:
