@@ -20,6 +20,7 @@ from gateway.messages import apply_refinement, find_prompt, validate_messages
 from gateway.refinement.controls import RefineControls, parse_controls
 from gateway.refinement.pipeline import RefinementOutcome
 from gateway.runtime import Runtime
+from gateway.telemetry import NULL_CALL, TargetCall
 from gateway.upstream.target import TargetReply
 
 log = logging.getLogger("gateway.chat")
@@ -51,6 +52,7 @@ class ChatCompletions:
         target = runtime.target(model)
         if target is None:
             raise ModelNotFound(f"The model `{model}` does not exist or you do not have access to it.", param="model")
+        request.scope["mpr_model"] = model  # type: ignore[typeddict-unknown-key]  # metrics/access-log label
         had_mpr = "mpr" in payload  # even `"mpr": null` must not reach the target
         mpr_field = payload.pop("mpr", None)
         controls = parse_controls(request.headers.get, mpr_field)
@@ -66,8 +68,10 @@ class ChatCompletions:
                 payload["model"] = upstream_model
             unchanged = not had_mpr and upstream_model == model and (outcome is None or not outcome.changed)
             body = raw if unchanged else msgspec.json.encode(payload)
+            call = runtime.telemetry.target_call(target.config, payload, stream)  # CLIENT span when tracing
             try:
-                reply = await target.send(body, stream=stream)
+                with call:
+                    reply = await target.send(body, stream=stream, extra_headers=call.headers)
             except GatewayError as exc:
                 exc.headers.update(headers)
                 raise
@@ -75,14 +79,16 @@ class ChatCompletions:
             if not reply.headers.get("content-type", "").startswith(SSE):
                 bad_type = reply.headers.get("content-type", "none")
                 reply.finish(abort=True)
+                call.fail("wrong_content_type")
                 raise UpstreamUnreachable(f"the target answered a stream with content-type {bad_type!r}", headers=headers)
             return Stream(
-                self._relay(reply),
+                self._relay(reply, call),
                 status_code=200,
                 headers={**reply.headers, **headers, "cache-control": "no-cache"},
                 media_type=SSE,
             )
         content = reply.body or b""
+        call.finish(reply.status, content)
         if controls.return_details and outcome is not None and reply.status == 200:
             content = _with_details(content, outcome)
         media_type = reply.headers.pop("content-type", JSON)
@@ -114,7 +120,7 @@ class ChatCompletions:
         return outcome
 
     @staticmethod
-    async def _relay(reply: TargetReply) -> AsyncIterator[bytes]:
+    async def _relay(reply: TargetReply, call: TargetCall = NULL_CALL) -> AsyncIterator[bytes]:
         """Relay SSE bytes as they arrive; a broken stream ends with an error event and [DONE]."""
         response = reply.response
         assert response is not None
@@ -128,14 +134,17 @@ class ChatCompletions:
                 tail = chunk[-8:]
                 yield chunk
             if not saw_done:
+                call.fail("stream_incomplete")
                 yield sse_error_event(UpstreamUnreachable("the target closed the stream before [DONE]"))
             aborted = False
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
             log.warning("target stream broke: %s", type(exc).__name__)
+            call.fail("stream_broken")
             yield sse_error_event(UpstreamUnreachable(f"the target stream broke ({type(exc).__name__})"))
             aborted = False
         finally:
             reply.finish(abort=aborted)
+            call.finish_stream(aborted=aborted)
 
 
 def _valid_json(content: bytes) -> bool:
