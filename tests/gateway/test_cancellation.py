@@ -68,6 +68,13 @@ def test_disconnect_during_refinement_of_a_stream_request(gateway: GatewayProces
     assert fake.requests_for("target-model") == []
 
 
+def test_disconnect_during_v1_refine_cancels_every_stage(gateway: GatewayProcess, fake: FakeOpenAI) -> None:
+    hanging_stages(fake)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(gateway.base_url + "/refine", json={"prompt": DIRTY}, timeout=httpx.Timeout(5.0, read=0.3))
+    wait_until(lambda: set(ROLES) <= set(fake.cancelled), timeout=QUICK)
+
+
 async def test_async_sdk_cancelled_during_refinement(gateway: GatewayProcess, fake: FakeOpenAI) -> None:
     hanging_stages(fake)
     async with openai.AsyncOpenAI(base_url=gateway.base_url, api_key="k", max_retries=0, timeout=10) as client:

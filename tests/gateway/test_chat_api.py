@@ -32,6 +32,7 @@ def gateways(fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """The default routes, and the same peers with the description appended to the user message."""
     default = routes(fake.base_url, fake.base_url)
     default["targets"].append({"name": "plain-model", "endpoints": [fake.base_url]})  # sent upstream as is
+    default["targets"].append({"name": "raw-model", "endpoints": [fake.base_url], "refine": False})
     append = routes(fake.base_url, fake.base_url)
     append["refinement"]["describer"] = {"placement": "append"}
     gws = start_gateways(tmp_path_factory, default, append)
@@ -265,6 +266,19 @@ def test_header_x_mpr_refine_off(client: openai.OpenAI, fake: FakeOpenAI, value:
     assert raw.headers["x-mpr-refinement"] == "off"
     assert stage_calls(fake) == {"cleaner": 0, "describer": 0, "paraphraser": 0}
     assert target_body(fake)["messages"] == [{"role": "user", "content": DIRTY}]
+
+
+def test_target_with_refinement_off_and_the_header_turning_it_on(client: openai.OpenAI, fake: FakeOpenAI) -> None:
+    refining(fake)
+    raw = client.chat.completions.with_raw_response.create(model="raw-model", messages=[{"role": "user", "content": DIRTY}])
+    assert_mpr_headers(raw.headers, "off")
+    assert stage_calls(fake) == {"cleaner": 0, "describer": 0, "paraphraser": 0}
+    assert fake.requests_for("raw-model")[0].body["messages"] == [{"role": "user", "content": DIRTY}]
+    raw = client.chat.completions.with_raw_response.create(
+        model="raw-model", messages=[{"role": "user", "content": DIRTY}], extra_headers={"x-mpr-refine": "on"}
+    )
+    assert_mpr_headers(raw.headers, "describer,paraphraser")
+    assert fake.requests_for("raw-model")[1].body["messages"][-1] == {"role": "user", "content": PARAPHRASED}
 
 
 def test_header_x_mpr_stages_picks_the_stages(client: openai.OpenAI, fake: FakeOpenAI) -> None:

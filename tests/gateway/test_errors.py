@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.gateway.conftest import CLEAN, dead_url, start_gateway
+from tests.gateway.conftest import CLEAN, OpenAPISchemas, dead_url, start_gateway, wait_until
 from tests.support.fake_openai import Behaviour, FakeOpenAI
 from tests.support.gateway_proc import GatewayProcess, routes
 
@@ -192,6 +193,19 @@ def test_target_timeout_is_504(http: httpx.Client, fake: FakeOpenAI, assert_open
     assert_openai_error(response, 504, code="upstream_timeout")
     assert "x-mpr-refinement" in response.headers
     assert response.elapsed.total_seconds() < TARGET_TIMEOUT_S + 2
+
+
+def test_target_stalling_mid_stream_ends_with_an_error_event(http: httpx.Client, fake: FakeOpenAI, openapi: OpenAPISchemas) -> None:
+    fake.behave("target-model", Behaviour(chunks=4, chunk_delay_s=TARGET_TIMEOUT_S * 4))
+    body = {"model": "test-model", "stream": True, "messages": [{"role": "user", "content": "one two three four five six seven eight"}]}
+    with http.stream("POST", "/chat/completions", json=body) as response:
+        assert response.status_code == 200
+        raw = response.read().decode()
+    events = [b[len("data: ") :] for b in raw.split("\n\n") if b.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    assert json.loads(events[0])["object"] == "chat.completion.chunk"
+    openapi.validate(json.loads(events[-2]), "ErrorResponse")
+    wait_until(lambda: "target-model" in fake.cancelled, timeout=3)
 
 
 def test_sdk_sees_504(client: openai.OpenAI, fake: FakeOpenAI) -> None:
