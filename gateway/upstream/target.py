@@ -69,7 +69,7 @@ class TargetClient:
         """POST ``/chat/completions``; streaming replies come back open (call ``finish``)."""
         headers = {**self._base_headers, **extra_headers} if extra_headers else self._base_headers
         tried: list[Endpoint] = []
-        last_error = "no endpoint configured"
+        last_error = reason = "no endpoint configured"  # last_error (with URLs) for /ready, reason for the client
         for _ in range(2):
             endpoint = self.pool.pick(exclude=tried)
             if endpoint is None:
@@ -87,7 +87,7 @@ class TargetClient:
                     return TargetReply(200, relay_headers(response.headers), response=response, endpoint=endpoint, pool=self.pool)
                 payload = await response.read()
             except aiohttp.ConnectionTimeoutError:
-                last_error = f"connect timeout to {endpoint.url}"
+                last_error, reason = f"connect timeout to {endpoint.url}", "connect timeout"
             except (aiohttp.SocketTimeoutError, asyncio.TimeoutError):
                 self.pool.release(endpoint)
                 if response is not None:
@@ -95,6 +95,7 @@ class TargetClient:
                 raise UpstreamTimeout(f"the target {self.config.name!r} did not answer within {self.config.timeout_s:g}s") from None
             except _CONNECTION_ERRORS as exc:
                 last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                reason = type(exc).__name__
             except BaseException:
                 self.pool.release(endpoint)
                 if response is not None:
@@ -110,4 +111,4 @@ class TargetClient:
             if response is not None:
                 response.close()
             self.pool.mark_failure(endpoint, last_error)
-        raise UpstreamUnreachable(f"the target {self.config.name!r} is unreachable ({last_error})")
+        raise UpstreamUnreachable(f"the target {self.config.name!r} is unreachable ({reason})")
