@@ -230,7 +230,10 @@ _demo: DemoProcess | None = None
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     global _demo
-    if _demo is None and any("demo" in item.fixturenames for item in items if hasattr(item, "fixturenames")):
+    here = Path(__file__).parent
+    if _demo is None and any(
+        "demo" in getattr(item, "fixturenames", ()) and here in Path(str(item.path)).parents for item in items
+    ):
         _demo = DemoProcess()
 
 
