@@ -90,7 +90,6 @@ class AdaptersConfig(_Frozen):
 class SkipGateConfig(_Frozen):
     enabled: bool = True
     max_unknown_words: int = Field(default=0, ge=0, description="unknown words tolerated in a clean prompt")
-    min_words: int = Field(default=3, ge=1, description="shorter prompts always go to refinement")
     max_prompt_chars: int = Field(
         default=8000, ge=1, description="longer prompts are forwarded unrefined (x-mpr-refinement says why)"
     )
