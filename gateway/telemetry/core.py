@@ -401,12 +401,14 @@ class Telemetry:
         if self.provider is None:
             return []
         from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+        from opentelemetry.metrics import NoOpMeterProvider
 
         return [
             OpenTelemetryPlugin(
                 OpenTelemetryConfig(
                     tracer_provider=self.provider,
-                    exclude_spans=["receive", "send"],
+                    meter_provider=NoOpMeterProvider(),  # metrics come from /metrics, not OTel meters
+                    exclude_spans=["receive", "send"],  # no per-ASGI-message spans
                     exclude=["^/metrics$", "^/health$"],
                 )
             )
