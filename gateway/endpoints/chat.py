@@ -13,7 +13,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.response import Stream
 
-from gateway.disconnect import DisconnectWatch
+from gateway.disconnect import ClientDisconnected, DisconnectWatch
 from gateway.endpoints.common import authorize, decode_object
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamUnreachable, error_body, sse_error_event
 from gateway.messages import apply_refinement, find_prompt, validate_messages
@@ -60,21 +60,54 @@ class ChatCompletions:
         if payload.get("stream") not in (None, True, False):
             raise InvalidRequest("'stream' must be a boolean", param="stream")
 
-        async with DisconnectWatch(request.receive):
-            outcome = await self._refine(payload, messages, controls, target.config.refine)
-            headers = mpr_headers(outcome.header if outcome else "off", outcome.elapsed_ms if outcome else 0.0)
-            upstream_model = target.config.model_for_upstream
-            if upstream_model != model:
-                payload["model"] = upstream_model
-            unchanged = not had_mpr and upstream_model == model and (outcome is None or not outcome.changed)
-            body = raw if unchanged else msgspec.json.encode(payload)
-            call = runtime.telemetry.target_call(target.config, payload, stream)  # CLIENT span when tracing
-            try:
-                with call:
-                    reply = await target.send(body, stream=stream, extra_headers=call.headers)
-            except GatewayError as exc:
-                exc.headers.update(headers)
-                raise
+        reply: TargetReply | None = None
+        try:
+            async with DisconnectWatch(request.receive):
+                reply, call, headers, outcome = await self._forward(raw, payload, messages, model, controls, had_mpr, stream)
+        except ClientDisconnected:
+            if reply is not None:  # the client left just as the target answered
+                reply.finish(abort=True)
+            raise
+        return self._respond(reply, call, headers, outcome, controls)
+
+    async def _forward(
+        self,
+        raw: bytes,
+        payload: dict[str, Any],
+        messages: list[dict[str, Any]],
+        model: str,
+        controls: RefineControls,
+        had_mpr: bool,
+        stream: bool,
+    ) -> tuple[TargetReply, TargetCall, dict[str, str], RefinementOutcome | None]:
+        """Refine, then send to the target; errors carry the refinement headers."""
+        runtime = self.runtime
+        target = runtime.targets[model]
+        outcome = await self._refine(payload, messages, controls, target.config.refine)
+        headers = mpr_headers(outcome.header if outcome else "off", outcome.elapsed_ms if outcome else 0.0)
+        upstream_model = target.config.model_for_upstream
+        if upstream_model != model:
+            payload["model"] = upstream_model
+        unchanged = not had_mpr and upstream_model == model and (outcome is None or not outcome.changed)
+        body = raw if unchanged else msgspec.json.encode(payload)
+        call = runtime.telemetry.target_call(target.config, payload, stream)  # CLIENT span when tracing
+        try:
+            with call:
+                reply = await target.send(body, stream=stream, extra_headers=call.headers)
+        except GatewayError as exc:
+            exc.headers.update(headers)
+            raise
+        return reply, call, headers, outcome
+
+    def _respond(
+        self,
+        reply: TargetReply,
+        call: TargetCall,
+        headers: dict[str, str],
+        outcome: RefinementOutcome | None,
+        controls: RefineControls,
+    ) -> Response[Any] | Stream:
+        """The client's response: the relayed stream, or the target's status and body."""
         if reply.response is not None:
             if not reply.headers.get("content-type", "").startswith(SSE):
                 bad_type = reply.headers.get("content-type", "none")

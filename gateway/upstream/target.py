@@ -70,10 +70,12 @@ class TargetClient:
         headers = {**self._base_headers, **extra_headers} if extra_headers else self._base_headers
         tried: list[Endpoint] = []
         last_error = reason = "no endpoint configured"  # last_error (with URLs) for /ready, reason for the client
-        for _ in range(2):
-            endpoint = self.pool.pick(exclude=tried)
+        retry_same: Endpoint | None = None
+        for attempt in range(2):
+            endpoint = self.pool.pick(exclude=tried) or retry_same
             if endpoint is None:
                 break
+            retry_same = None
             tried.append(endpoint)
             annotate_endpoint(endpoint.url)  # server.address/port on the target span (tracing on)
             self.pool.acquire(endpoint)
@@ -96,6 +98,13 @@ class TargetClient:
             except _CONNECTION_ERRORS as exc:
                 last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 reason = type(exc).__name__
+                if attempt == 0 and response is None and len(self.pool.endpoints) == 1 and _maybe_stale(exc):
+                    # The only endpoint dropped the connection before answering, as a target does
+                    # when it closes a pooled keep-alive connection: retry once on a fresh one
+                    # instead of failing (with several endpoints the retry goes to another one).
+                    self.pool.release(endpoint)
+                    retry_same = endpoint
+                    continue
             except BaseException:
                 self.pool.release(endpoint)
                 if response is not None:
@@ -112,3 +121,10 @@ class TargetClient:
                 response.close()
             self.pool.mark_failure(endpoint, last_error)
         raise UpstreamUnreachable(f"the target {self.config.name!r} is unreachable ({reason})")
+
+
+def _maybe_stale(exc: BaseException) -> bool:
+    """A connection dropped after it was established (not a refused or failed connect)."""
+    return isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)) and not isinstance(
+        exc, aiohttp.ClientConnectorError
+    )
