@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.worker_proc import WorkerProcess, console_script, vllm_python
+from tests.support.otlp_receiver import OtlpHttpReceiver
 
 
 def _free_port() -> int:
@@ -24,12 +25,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def vllm_otlp_endpoint() -> str | None:
-    """OTLP traces endpoint handed to vLLM (``--otlp-traces-endpoint``); None = no tracing.
+def otlp_receiver() -> Iterator[OtlpHttpReceiver]:
+    """One OTLP/HTTP receiver for the session: vLLM's spans and the gateway's land here."""
+    with OtlpHttpReceiver() as receiver:
+        yield receiver
 
-    Override this fixture (same name, session scope) to collect vLLM's spans.
+
+@pytest.fixture(scope="session")
+def vllm_otlp_endpoint(otlp_receiver: OtlpHttpReceiver) -> Iterator[str | None]:
+    """OTLP traces endpoint handed to vLLM (``--otlp-traces-endpoint``): the session's receiver.
+
+    vLLM exports over gRPC unless ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf`` (then it
+    takes the full ``/v1/traces`` URL); the worker inherits this process's environment.
     """
-    return None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+        yield otlp_receiver.traces_url
 
 
 @pytest.fixture(scope="session")
