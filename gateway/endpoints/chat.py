@@ -20,6 +20,7 @@ from gateway.messages import apply_refinement, find_prompt, validate_messages
 from gateway.refinement.controls import RefineControls, parse_controls
 from gateway.refinement.pipeline import RefinementOutcome
 from gateway.runtime import Runtime
+from gateway.sse import UsageFilter
 from gateway.telemetry import NULL_CALL, TargetCall
 from gateway.upstream.target import TargetReply
 
@@ -68,7 +69,9 @@ class ChatCompletions:
             if reply is not None:  # the client left just as the target answered
                 reply.finish(abort=True)
             raise
-        return self._respond(reply, call, headers, outcome, controls)
+        options = payload.get("stream_options")
+        strip_usage = not (isinstance(options, dict) and options.get("include_usage") is True)
+        return self._respond(reply, call, headers, outcome, controls, strip_usage)
 
     async def _forward(
         self,
@@ -106,6 +109,7 @@ class ChatCompletions:
         headers: dict[str, str],
         outcome: RefinementOutcome | None,
         controls: RefineControls,
+        strip_usage: bool,
     ) -> Response[Any] | Stream:
         """The client's response: the relayed stream, or the target's status and body."""
         if reply.response is not None:
@@ -115,7 +119,7 @@ class ChatCompletions:
                 call.fail("wrong_content_type")
                 raise UpstreamUnreachable(f"the target answered a stream with content-type {bad_type!r}", headers=headers)
             return Stream(
-                self._relay(reply, call),
+                self._relay(reply, call, UsageFilter() if strip_usage else None),
                 status_code=200,
                 headers={**reply.headers, **headers, "cache-control": "no-cache"},
                 media_type=SSE,
@@ -153,8 +157,11 @@ class ChatCompletions:
         return outcome
 
     @staticmethod
-    async def _relay(reply: TargetReply, call: TargetCall = NULL_CALL) -> AsyncIterator[bytes]:
-        """Relay SSE bytes as they arrive; a broken stream ends with an error event and [DONE]."""
+    async def _relay(reply: TargetReply, call: TargetCall = NULL_CALL, usage_filter: UsageFilter | None = None) -> AsyncIterator[bytes]:
+        """Relay SSE bytes as they arrive; a broken stream ends with an error event and [DONE].
+
+        With ``usage_filter`` (the client did not ask for usage) a usage-only chunk is dropped.
+        """
         response = reply.response
         assert response is not None
         saw_done = False
@@ -165,7 +172,13 @@ class ChatCompletions:
                 if not saw_done and _DONE in tail + chunk:
                     saw_done = True
                 tail = chunk[-8:]
+                if usage_filter is not None:
+                    chunk = usage_filter.feed(chunk)
+                    if not chunk:
+                        continue
                 yield chunk
+            if usage_filter is not None and (rest := usage_filter.flush()):
+                yield rest
             if not saw_done:
                 call.fail("stream_incomplete")
                 yield sse_error_event(UpstreamUnreachable("the target closed the stream before [DONE]"))

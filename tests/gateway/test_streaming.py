@@ -159,3 +159,13 @@ def test_stream_with_return_details_still_streams(client: openai.OpenAI, fake: F
     )
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == f"echo: {PARAPHRASED}"
     assert "mpr" not in fake.requests_for("target-model")[0].body
+
+
+def test_usage_chunk_forced_by_target_is_dropped_when_not_asked(client: openai.OpenAI, fake: FakeOpenAI) -> None:
+    """A target that always sends usage (vLLM --enable-force-include-usage) does not leak it."""
+    fake.behave("target-model", Behaviour(force_usage=True))
+    messages = [{"role": "user", "content": CLEAN}]
+    without = list(client.chat.completions.create(model="test-model", messages=messages, stream=True))  # type: ignore[arg-type]
+    assert without and all(c.choices for c in without) and all(c.usage is None for c in without)
+    with_usage = list(client.chat.completions.create(model="test-model", messages=messages, stream=True, stream_options={"include_usage": True}))  # type: ignore[arg-type]
+    assert with_usage[-1].choices == [] and with_usage[-1].usage is not None

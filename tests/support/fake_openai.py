@@ -46,6 +46,7 @@ class Behaviour:
     headers: dict[str, str] = field(default_factory=dict)
     chunks: int = 5
     chunk_delay_s: float = 0.005  # pause between streamed chunks
+    force_usage: bool = False  # send the usage chunk even when not asked (vLLM --enable-force-include-usage)
 
 
 @dataclass
@@ -157,7 +158,7 @@ class FakeOpenAI:
             if b.mode == "no_done":  # a clean end of the body, but without the [DONE] sentinel
                 await response.write_eof()
                 return response
-            if (body.get("stream_options") or {}).get("include_usage"):
+            if (body.get("stream_options") or {}).get("include_usage") or b.force_usage:
                 await response.write(b"data: " + json.dumps({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}).encode() + b"\n\n")
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.sse import UsageFilter
+
+
+def event(obj: object) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+CONTENT = [event({"choices": [{"index": 0, "delta": {"content": f"w{i} "}}]}) for i in range(4)]
+USAGE = event({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}})
+DONE = b"data: [DONE]\n\n"
+STREAM = b"".join(CONTENT) + USAGE + DONE
+EXPECTED = b"".join(CONTENT) + DONE
+
+
+def run(chunks: list[bytes]) -> bytes:
+    f = UsageFilter()
+    return b"".join(f.feed(c) for c in chunks) + f.flush()
+
+
+def test_whole_events_pass_and_usage_dropped() -> None:
+    assert run([*CONTENT, USAGE, DONE]) == EXPECTED
+
+
+def test_untouched_without_usage() -> None:
+    f = UsageFilter()
+    assert f.feed(CONTENT[0]) is CONTENT[0]
+
+
+def test_content_chunk_with_usage_key_kept() -> None:
+    chunk = event({"choices": [{"index": 0, "delta": {"content": "x"}}], "usage": {"total_tokens": 1}})
+    assert run([chunk, DONE]) == chunk + DONE
+
+
+def test_crlf_events() -> None:
+    usage = USAGE.replace(b"\n\n", b"\r\n\r\n")
+    assert run([CONTENT[0], usage, DONE]) == CONTENT[0] + DONE
+
+
+@given(st.lists(st.integers(min_value=1, max_value=len(STREAM) - 1), max_size=12))
+def test_any_split_gives_the_same_bytes(cuts: list[int]) -> None:
+    points = sorted(set(cuts))
+    chunks = [STREAM[a:b] for a, b in zip([0, *points], [*points, len(STREAM)])]
+    assert run(chunks) == EXPECTED
