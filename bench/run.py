@@ -45,6 +45,7 @@ VENV_PY = Path(sys.executable)
 LITELLM_VENV = BENCH / ".venv-litellm"
 KEY = "sk-bench-local-7f3c2a91"
 SUT_CORE, DRIVER_CORE = "0", "1"
+PRIO: list[str] = []  # ["nice", "-n", "-N"] with --nice N: every bench process outranks other tenants
 PORTS = {"upstream": 0, "bare": 1, "litellm": 2, "nginx": 3, "gateway": 4, "gateway-nolog": 5}  # offsets from --port-base
 CLEAN = "Explain how a hash table handles collisions in simple terms."
 TYPOS = "explian how a hsah tabel handels colisions in simpel terms"
@@ -62,7 +63,7 @@ class Proc:
         self.name = name
         self.log = Path(tempfile.gettempdir()) / f"mpr-bench-{name}.log"
         self.p = subprocess.Popen(
-            ["taskset", "-c", core, *argv], stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
+            [*PRIO, "taskset", "-c", core, *argv], stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
         )
 
@@ -121,6 +122,7 @@ def wait_http(url: str, proc: Proc, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.p.poll() is not None:
+            proc.stop()
             raise RuntimeError(f"{proc.name} exited ({proc.p.returncode}):\n{proc.tail()}")
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
@@ -130,6 +132,7 @@ def wait_http(url: str, proc: Proc, timeout: float = 120.0) -> None:
             return  # it answered: up
         except Exception:  # noqa: BLE001 - not up yet
             time.sleep(0.3)
+    proc.stop()
     raise RuntimeError(f"{proc.name} not ready at {url} after {timeout}s:\n{proc.tail()}")
 
 
@@ -332,6 +335,7 @@ class Bench:
         self.work = Path(tempfile.mkdtemp(prefix="mpr-bench-"))
         self.procs: list[Proc] = []
         self.facts: dict = {"idle_rss": {}}
+        self.wait_budget = 0.0 if args.quick else args.wait_budget * 60
 
     def our_cpu_s(self) -> float:
         t = os.times()  # this harness + its waited children (wrk runs)
@@ -358,7 +362,7 @@ class Bench:
         bf = self.work / "body.json"
         bf.write_bytes(payload)
         env = {**os.environ, "BENCH_BODY_FILE": str(bf), "BENCH_HEADERS": headers, "BENCH_KEY": KEY}
-        argv = ["taskset", "-c", DRIVER_CORE, "wrk", "-t1", f"-c{conc}", f"-d{max(1, round(dur))}s",
+        argv = [*PRIO, "taskset", "-c", DRIVER_CORE, "wrk", "-t1", f"-c{conc}", f"-d{max(1, round(dur))}s",
                 "--timeout", "10s", "-s", str(BENCH / "wrk_post.lua"), url]
         out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=dur + 60)
         m = re.search(r"WRKJSON (\{.*\})", out.stdout)
@@ -391,20 +395,57 @@ class Bench:
         return Row("stream TTFB", system, scenario, conc, r["rps"], r["ttfb_p50"], r["ttfb_p90"], r["ttfb_p99"],
                    cpu_ms=cpu, notes=notes, extra={"foreign": m.foreign_pct})
 
+    def foreign_now(self, window: float = 0.5) -> float:
+        """CPU % of the whole machine used outside this bench over ``window`` seconds."""
+        c0, o0 = core_times(), self.our_cpu_s()
+        time.sleep(window)
+        c1, o1 = core_times(), self.our_cpu_s()
+        tick = os.sysconf("SC_CLK_TCK")
+        busy_s = sum((c1[c][0] - c1[c][1]) - (c0[c][0] - c0[c][1]) for c in c1) / tick
+        return max(0.0, busy_s - (o1 - o0)) / (len(c1) * window) * 100
+
+    def quiet(self, fn, *a) -> Row:
+        """Measure when the machine is quiet; retry a point disturbed by other load.
+
+        Other sessions share this machine. Before a point, wait (up to --quiet-wait s) until load from
+        outside the bench is under --quiet %; keep the attempt with the least outside load."""
+        tries: list[Row] = []
+        waited = 0.0
+        for _ in range(self.args.attempts if self.wait_budget > 0 else 1):
+            t0 = time.monotonic()
+            while (time.monotonic() - t0 < min(self.args.quiet_wait, self.wait_budget)
+                   and self.foreign_now() > self.args.quiet):
+                pass
+            self.wait_budget -= time.monotonic() - t0
+            waited += time.monotonic() - t0
+            row = fn(*a)
+            tries.append(row)
+            if row.extra["foreign"] <= self.args.quiet * 1.5:
+                break
+        best = min(tries, key=lambda r: (round(r.extra["foreign"] / 5), -r.rps))
+        if len(tries) > 1 or waited > 1:
+            best.notes += f"; {len(tries)} attempt(s), waited {waited:.0f} s for quiet"
+        return best
+
     def best_of(self, rows: list[Row]) -> Row:
         best = max(rows, key=lambda r: r.rps)
         if len(rows) > 1:
             best.notes += f"; best of {len(rows)} (req/s {', '.join(f'{r.rps:,.0f}' for r in rows)})"
         return best
 
-    def refine_headers(self, system: str, scenario: str, port: int, payload: bytes, conc: int, note: str) -> Row:
+    def refine_point(self, system: str, scenario: str, port: int, payload: bytes, conc: int, note: str) -> Row:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        r = loadgen.run(loadgen.headers_run(url, payload, {}, conc, self.dur, 100_000, self.warm))
-        notes = f"x-mpr-refine-ms; {note}; end-to-end p50 {r['p50']:.1f} ms; x-mpr-refinement {r['refinement']}"
+        with Meter(self, None) as m:
+            r = loadgen.run(loadgen.headers_run(url, payload, {}, conc, self.dur, 100_000, self.warm))
+        notes = (f"x-mpr-refine-ms; {note}; end-to-end p50 {r['p50']:.1f} ms; x-mpr-refinement {r['refinement']}; "
+                 f"{m.notes()}")
         if r["errors"]:
             notes += f"; errors {r['errors']}"
-        return self.add(Row("refinement", system, scenario, conc, r["rps"], r["refine_p50"], r["refine_p90"],
-                            r["refine_p99"], notes=notes, extra={"e2e_p50": r["p50"]}))
+        return Row("refinement", system, scenario, conc, r["rps"], r["refine_p50"], r["refine_p90"],
+                   r["refine_p99"], notes=notes, extra={"e2e_p50": r["p50"], "foreign": m.foreign_pct})
+
+    def refine_headers(self, *a) -> Row:
+        return self.add(self.quiet(self.refine_point, *a))
 
     def memory(self, system: str, proc: Proc, port: int, model: str, n: int) -> None:
         self.add(Row("memory", system, "RSS idle (after start)", "", rss_mb=self.facts["idle_rss"][system]))
@@ -470,14 +511,14 @@ class Bench:
             samples: dict[str, list[Row]] = {}
             for _ in range(self.repeat):
                 for system, label, proc, port, model, prompt in matrix:
-                    row = self.overhead_point(system, label, proc, port, body(model, prompt), conc)
+                    row = self.quiet(self.overhead_point, system, label, proc, port, body(model, prompt), conc)
                     samples.setdefault(label, []).append(row)
             for label, rows in samples.items():
                 self.add(self.best_of(rows))
         if "gateway" in procs:
             for conc in self.concs:  # latency-bound (3 x 50 ms): one pass is enough
-                self.add(self.overhead_point("gateway", "refine on, 3 stages x 50 ms", procs["gateway"],
-                                             PORTS["gateway"], body("bench-refine", TYPOS), conc))
+                self.add(self.quiet(self.overhead_point, "gateway", "refine on, 3 stages x 50 ms", procs["gateway"],
+                                    PORTS["gateway"], body("bench-refine", TYPOS), conc))
 
         print("streaming (loadgen)", file=sys.stderr)
         for conc in (1, 32):
@@ -486,7 +527,8 @@ class Bench:
                 for system, label, proc, port, model, prompt in matrix:
                     if "skip gate" in label or "access log" in label:
                         continue
-                    row = self.stream_point(system, label, proc, port, body(model, prompt, stream=True), conc)
+                    row = self.quiet(self.stream_point, system, label, proc, port, body(model, prompt, stream=True),
+                                     conc)
                     samples.setdefault(label, []).append(row)
             for label, rows in samples.items():
                 self.add(self.best_of(rows))
@@ -521,10 +563,11 @@ class Bench:
             self.facts["idle_rss"]["litellm"] = lt.rss_mb()
             label = f"LiteLLM proxy {litellm_version()}"
             for conc in self.concs:
-                self.add(self.overhead_point("litellm", label, lt, PORTS["litellm"], body("bench-model", CLEAN), conc))
+                self.add(self.quiet(self.overhead_point, "litellm", label, lt, PORTS["litellm"],
+                                    body("bench-model", CLEAN), conc))
             for conc in (1, 32):
-                self.add(self.stream_point("litellm", label, lt, PORTS["litellm"],
-                                           body("bench-model", CLEAN, stream=True), conc))
+                self.add(self.quiet(self.stream_point, "litellm", label, lt, PORTS["litellm"],
+                                    body("bench-model", CLEAN, stream=True), conc))
             self.memory("litellm", lt, PORTS["litellm"], HOLD_MODEL, a.streams)
             self.stop(lt)
         self.stop(up)
@@ -653,6 +696,12 @@ def verdicts(rows: list[Row]) -> str:
     if skip32 and off32:
         check("skip gate passing a clean prompt ≥ 90% of refinement off (c=32)", skip32.rps >= 0.9 * off32.rps,
               f"{skip32.rps / off32.rps:.0%} ({skip32.rps:,.0f} req/s)")
+    bare_cpu = get("overhead", "bare", "*", 32)
+    if off32 and bare_cpu and off32.cpu_ms == off32.cpu_ms:
+        check("(noise-robust proxy) gateway CPU per request ≤ bare / 0.85 at c=32",
+              off32.cpu_ms <= bare_cpu.cpu_ms / 0.85,
+              f"{off32.cpu_ms:.3f} vs {bare_cpu.cpu_ms:.3f} ms → one-core capacity {1000 / off32.cpu_ms:,.0f} vs "
+              f"{1000 / bare_cpu.cpu_ms:,.0f} req/s ({bare_cpu.cpu_ms / off32.cpu_ms:.0%})")
     if ref50:
         check("three 50 ms stages: refinement wall ≤ 53 ms at c=32 (p50)", ref50.p50 <= 53,
               f"p50 {ref50.p50:.1f} ms, p90 {ref50.p90:.1f}, p99 {ref50.p99:.1f}")
@@ -669,12 +718,32 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per measured point (default 5)")
     ap.add_argument("--streams", type=int, default=1000, help="open streams for the memory figure")
     ap.add_argument("--skip", action="append", default=[], choices=["nginx", "bare", "litellm", "gateway"])
-    ap.add_argument("--repeat", type=int, default=3, help="passes over the overhead/streaming matrix; best kept")
+    ap.add_argument("--quiet", type=float, default=10.0,
+                    help="%% of the machine's CPU used by others under which a point may start (default 10)")
+    ap.add_argument("--quiet-wait", type=float, default=15.0, help="longest wait for quiet before a point (s)")
+    ap.add_argument("--wait-budget", type=float, default=10.0, help="minutes of waiting for quiet in all")
+    ap.add_argument("--attempts", type=int, default=2, help="tries of a point disturbed by other load")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="run every bench process at nice -N (root): on a shared machine the figures then "
+                         "measure the software, not the neighbours; it slows other tenants while it runs")
+    ap.add_argument("--repeat", type=int, default=2, help="passes over the overhead/streaming matrix; best kept")
     ap.add_argument("--port-base", type=int, default=19100, help="five consecutive loopback ports from here")
+    ap.add_argument("--report", type=Path, help="only print the table and verdicts of a saved --json run")
     ap.add_argument("--json", type=Path, help="also write rows and machine facts as JSON here")
     args = ap.parse_args()
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        rows = [Row(**r) for r in saved["rows"]]
+        finish(rows)
+        print(table(rows))
+        print("\nTargets (issue 6):\n")
+        print(verdicts(rows))
+        return
     for name in PORTS:
         PORTS[name] += args.port_base
+    if args.nice:
+        PRIO.extend(["nice", "-n", str(-args.nice)])
+        os.setpriority(os.PRIO_PROCESS, 0, -args.nice)
     bench = Bench(args)
     started = time.time()
     try:
@@ -688,7 +757,8 @@ def main() -> None:
           f"Systems under test on core {SUT_CORE}; fake upstream + drivers on core {DRIVER_CORE}. "
           f"{'quick: 2 s' if args.quick else f'{args.duration:g} s'} per point, best of {bench.repeat} passes for "
           f"overhead/streaming; load average at start {tuple(round(x, 2) for x in bench.facts.get('loadavg_start', ()))}"
-          f" (the 'other load' note is CPU used outside this bench during the point); "
+          f" (the 'other load' note is CPU used outside this bench during the point)"
+          f"{f'; bench processes at nice -{args.nice}' if args.nice else ''}; "
           f"run took {time.time() - started:.0f} s.\n")
     print(table(bench.rows))
     print("\nTargets (issue 6):\n")
