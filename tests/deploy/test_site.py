@@ -18,6 +18,7 @@ vLLM install on the host (``vllm_install: false``) to save CI minutes.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -196,9 +197,8 @@ def _inventory(work: Path, ansible_python: Path, vllm_python: Path, worker_port:
             "mpr_targets": [{"name": TARGET, "endpoints": [f"http://127.0.0.1:{worker_port}/v1"],
                              "upstream_model": generated["served_model_name"], "refine": True}],
             # random weights on two CPU cores: short answers, generous timeouts
-            "mpr_adapter_params": {role: {"temperature": 0.0, "max_tokens": 24} for role in ROLES},
-            "mpr_adapter_timeout_s": 60,
-            "mpr_refinement": {"deadline_s": 90, "stages": list(ROLES)},
+            "mpr_adapter_overrides": {role: {"params": {"max_tokens": 24}, "timeout_s": 60} for role in ROLES},
+            "mpr_refinement_overrides": {"deadline_s": 90},
         }}},
     }}}
 
@@ -267,6 +267,54 @@ def test_syntax_check(cluster: Cluster) -> None:
         assert run.rc == 0, run.tail()
 
 
+def _render_routes(cluster: Cluster, name: str, *inventories: Path) -> dict:
+    """routes.yaml as the gateway role renders it for ``inventories`` (validated by check-config)."""
+    root = cluster.work / name
+    (root / "etc").mkdir(parents=True)
+    run = cluster.run(f"render-{name}", "ansible-playbook", *(f"-i{inv}" for inv in inventories),
+                      "-e", f"mpr_root={root}", "-e", "mpr_user=root", "-e", f"mpr_source_dir={cluster.work / 'src'}",
+                      "-e", f"ansible_python_interpreter={cluster.bin / 'python'}",
+                      "-e", json.dumps({"gateway_check_config": f"{Path(sys.executable).parent / 'mpr-gateway'} check-config %s"}),
+                      str(REPO / "tests" / "deploy" / "render_routes.yml"))
+    assert run.rc == 0, run.tail()
+    return yaml.safe_load((root / "etc" / "routes.yaml").read_text())
+
+
+def _endpoints(routes: dict) -> dict[str, list[str]]:
+    return {role: adapter["endpoints"] for role, adapter in routes["adapters"].items()}
+
+
+def test_routes_follow_the_inventory_layouts(cluster: Cluster) -> None:
+    """The example inventory (seed layout), a second replica, and the one-node layout."""
+    example = ANSIBLE_DIR / "inventory.example.yml"
+    seed = _render_routes(cluster, "seed", example)
+    assert _endpoints(seed) == {"cleaner": ["http://129.254.202.252:8002/v1"],
+                                "describer": ["http://129.254.202.253:8003/v1"],
+                                "paraphraser": ["http://129.254.202.129:8004/v1"]}
+    assert seed["server"]["port"] == 8000 and "api_keys_file" not in seed["server"]
+    shipped = yaml.safe_load((REPO / "config" / "routes.yaml").read_text())
+    assert seed["refinement"] == shipped["refinement"]
+    assert {k: v for k, v in seed["adapters"]["describer"].items() if k not in ("endpoints", "prompt")} == \
+        {k: v for k, v in shipped["adapters"]["describer"].items() if k not in ("endpoints", "prompt")}
+    assert seed["adapters"]["cleaner"]["prompt"] == str(cluster.work / "seed" / "lora_adapters" / "cleaner" / "prompt.md")
+
+    replica = cluster.work / "replica.yml"
+    replica.write_text(yaml.safe_dump({"all": {"children": {"workers": {"hosts": {"jw4": {
+        "ansible_host": "129.254.202.254", "mpr_worker_roles": ["cleaner"], "mpr_worker_port": 8002}}}}}}))
+    with_replica = _render_routes(cluster, "replica", example, replica)
+    assert _endpoints(with_replica)["cleaner"] == ["http://129.254.202.252:8002/v1", "http://129.254.202.254:8002/v1"]
+
+    # an inventory kept outside deploy/ansible brings its own copy of group_vars
+    one_node = cluster.work / "one-node-inventory" / "hosts.yml"
+    shutil.copytree(ANSIBLE_DIR / "group_vars", one_node.parent / "group_vars")
+    one_node.write_text(yaml.safe_dump({"all": {"children": {
+        "gateway": {"hosts": {"jw1": {"ansible_host": "129.254.202.251"}}},
+        "workers": {"hosts": {"jw2": {"ansible_host": "129.254.202.252", "mpr_worker_roles": list(ROLES),
+                                      "mpr_worker_port": 8002}}}}}}))
+    single = _render_routes(cluster, "one-node", one_node)
+    assert _endpoints(single) == {role: ["http://129.254.202.252:8002/v1"] for role in ROLES}
+
+
 def test_site_deploys_services_under_start_stop_daemon(deployed: Cluster) -> None:
     # systemd is not PID 1 here: the playbook chose start-stop-daemon and its pidfiles
     for root, app in ((deployed.worker_root, "worker"), (deployed.gateway_root, "gateway")):
@@ -287,6 +335,8 @@ def test_site_deploys_services_under_start_stop_daemon(deployed: Cluster) -> Non
         assert routes["adapters"][role]["endpoints"] == [f"http://127.0.0.1:{deployed.worker_port}/v1"]
         assert Path(routes["adapters"][role]["prompt"]).is_file()
     assert routes["server"]["api_keys_file"] == str(deployed.gateway_root / "etc" / "api-keys")
+    assert routes["refinement"]["deadline_s"] == 90                        # override
+    assert routes["adapters"]["cleaner"]["params"] == {"temperature": 0.0, "max_tokens": 24}
 
 
 def test_verify_playbook_passes(deployed: Cluster) -> None:
