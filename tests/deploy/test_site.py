@@ -267,17 +267,25 @@ def test_syntax_check(cluster: Cluster) -> None:
         assert run.rc == 0, run.tail()
 
 
-def _render_routes(cluster: Cluster, name: str, *inventories: Path) -> dict:
-    """routes.yaml as the gateway role renders it for ``inventories`` (validated by check-config)."""
+def _render_gateway(cluster: Cluster, name: str, *inventories: Path) -> Path:
+    """Render the gateway's files for ``inventories`` (routes.yaml validated by check-config, the
+    systemd unit); returns the directory holding ``etc/``, ``bin/`` and ``systemd/``."""
     root = cluster.work / name
-    (root / "etc").mkdir(parents=True)
+    for sub in ("etc", "bin", "systemd"):
+        (root / sub).mkdir(parents=True)
     run = cluster.run(f"render-{name}", "ansible-playbook", *(f"-i{inv}" for inv in inventories),
-                      "-e", f"mpr_root={root}", "-e", "mpr_user=root", "-e", f"mpr_source_dir={cluster.work / 'src'}",
-                      "-e", f"ansible_python_interpreter={cluster.bin / 'python'}",
-                      "-e", json.dumps({"gateway_check_config": f"{Path(sys.executable).parent / 'mpr-gateway'} check-config %s"}),
-                      str(REPO / "tests" / "deploy" / "render_routes.yml"))
+                      "-e", json.dumps({
+                          "mpr_root": str(root), "mpr_user": "root", "mpr_source_dir": str(cluster.work / "src"),
+                          "ansible_python_interpreter": str(cluster.bin / "python"),
+                          "common_systemd_dir": str(root / "systemd"),
+                          "gateway_check_config": f"{Path(sys.executable).parent / 'mpr-gateway'} check-config %s"}),
+                      str(REPO / "tests" / "deploy" / "render_gateway.yml"))
     assert run.rc == 0, run.tail()
-    return yaml.safe_load((root / "etc" / "routes.yaml").read_text())
+    return root
+
+
+def _render_routes(cluster: Cluster, name: str, *inventories: Path) -> dict:
+    return yaml.safe_load((_render_gateway(cluster, name, *inventories) / "etc" / "routes.yaml").read_text())
 
 
 def _endpoints(routes: dict) -> dict[str, list[str]]:
@@ -313,6 +321,19 @@ def test_routes_follow_the_inventory_layouts(cluster: Cluster) -> None:
                                       "mpr_worker_port": 8002}}}}}}))
     single = _render_routes(cluster, "one-node", one_node)
     assert _endpoints(single) == {role: ["http://129.254.202.252:8002/v1"] for role in ROLES}
+
+
+def test_systemd_unit_is_valid(cluster: Cluster) -> None:
+    """The production service path (systemd is not PID 1 here, so only the unit file is checked)."""
+    root = _render_gateway(cluster, "systemd", ANSIBLE_DIR / "inventory.example.yml")
+    unit = root / "systemd" / "mpr-gateway.service"
+    text = unit.read_text()
+    assert f"ExecStart={root}/bin/gateway-run" in text and "User=root" in text
+    assert not (root / "bin" / "gateway-ctl").exists()    # start-stop-daemon files only in daemon mode
+    run_script = (root / "bin" / "gateway-run").read_text()
+    assert f"{root}/gateway/venv/bin/mpr-gateway" in run_script and "--config" in run_script
+    verify = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True)
+    assert verify.returncode == 0 and not verify.stdout.strip() and not verify.stderr.strip(), verify.stderr
 
 
 def test_site_deploys_services_under_start_stop_daemon(deployed: Cluster) -> None:
