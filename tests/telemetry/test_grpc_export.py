@@ -31,7 +31,7 @@ def test_span_tree_over_grpc(telemetry, env, fake: FakeOpenAI, grpc_receiver: Ot
     config = routes(fake.base_url, fake.base_url, telemetry=telemetry(grpc_receiver.endpoint))
     with GatewayProcess(config, workdir, env={**FAST_BATCH, **env(grpc_receiver.endpoint)}) as gw:
         assert chat(gw).status_code == 200
-        spans = grpc_receiver.wait_for(complete_trace(NAMES), timeout=10)
+        spans = grpc_receiver.wait_for(complete_trace(NAMES), timeout=30)
     trace_id = complete_trace(NAMES)(spans)
     assert trace_id
     spans = trace_of(spans, trace_id)

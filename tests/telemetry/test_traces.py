@@ -55,7 +55,7 @@ def _full_trace(rx: OtlpHttpReceiver, names: tuple[str, ...]) -> list[ReceivedSp
             holder["id"] = found
         return bool(found)
 
-    spans = rx.wait_for(ready, timeout=10)
+    spans = rx.wait_for(ready, timeout=30)
     return trace_of(spans, holder["id"])
 
 
