@@ -126,7 +126,7 @@ class _Store:
         with self._cond:
             return list(self.spans)
 
-    def wait_for(self, predicate: Callable[[list[ReceivedSpan]], Any], timeout: float = 10.0) -> list[ReceivedSpan]:
+    def wait_for(self, predicate: Callable[[list[ReceivedSpan]], Any], timeout: float = 30.0) -> list[ReceivedSpan]:
         """Block until ``predicate(spans)`` is truthy; returns the spans (AssertionError on timeout)."""
         deadline = time.monotonic() + timeout
         with self._cond:
