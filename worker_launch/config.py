@@ -15,6 +15,19 @@ REPO_ADAPTERS_DIR = Path(__file__).resolve().parent.parent / "lora_adapters"
 """The manifests shipped with this checkout."""
 
 
+def default_adapters_dir() -> Path:
+    """``$MPR_ADAPTERS_DIR``, else the checkout's ``lora_adapters/``, else ``./lora_adapters``.
+
+    The last one serves an installed wheel run from a directory holding the manifests.
+    """
+    env = os.environ.get("MPR_ADAPTERS_DIR")
+    if env:
+        return Path(env).resolve()
+    if REPO_ADAPTERS_DIR.is_dir():
+        return REPO_ADAPTERS_DIR
+    return Path.cwd() / "lora_adapters"
+
+
 class WorkerConfigError(Exception):
     """The worker config cannot be used."""
 
@@ -60,7 +73,7 @@ class RestartPolicy(_Frozen):
 class WorkerConfig(_Frozen):
     """The whole ``worker.yaml``; relative paths resolve against the file's directory."""
 
-    adapters_dir: Path = REPO_ADAPTERS_DIR
+    adapters_dir: Path = Field(default_factory=default_adapters_dir)
     size: str = "3b"
     host: str = "0.0.0.0"
     ports: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_PORTS))

@@ -100,3 +100,12 @@ def test_worker_config_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     path.write_text("size: 8b\n")
     monkeypatch.setenv("MPR_WORKER_CONFIG", str(path))
     assert load_worker_config(None)[0].size == "8b"
+
+
+def test_adapters_dir_default_follows_env_then_checkout(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+    from worker_launch.config import REPO_ADAPTERS_DIR, default_adapters_dir
+
+    monkeypatch.delenv("MPR_ADAPTERS_DIR", raising=False)
+    assert default_adapters_dir() == REPO_ADAPTERS_DIR
+    monkeypatch.setenv("MPR_ADAPTERS_DIR", str(tmp_path))
+    assert default_adapters_dir() == tmp_path.resolve()
