@@ -18,6 +18,7 @@ from gateway.config import GatewayConfig, Role
 from gateway.disconnect import ClientDisconnected
 from gateway.endpoints.chat import ChatCompletions
 from gateway.endpoints.common import authorize
+from gateway.endpoints.fast import ChatFastPath
 from gateway.endpoints.refine import refine as refine_prompt
 from gateway.errors import (
     GatewayError,
@@ -31,6 +32,7 @@ from gateway.errors import (
 from gateway.refinement.stages import StageBackend
 from gateway.runtime import Runtime, build_runtime
 from gateway.telemetry import metrics_route
+from gateway.telemetry.middleware import TelemetryMiddleware
 
 log = logging.getLogger("gateway.app")
 
@@ -155,4 +157,21 @@ def create_app(
         logging_config=None,
     )
     app.state.runtime = runtime
+    _install_fast_path(app, runtime)
     return app
+
+
+def _install_fast_path(app: Litestar, runtime: Runtime) -> None:
+    """Serve ``POST /v1/chat/completions`` with :class:`ChatFastPath` in front of the router:
+    inside the OpenTelemetry SERVER span when tracing is on, wrapped in the telemetry middleware."""
+    telemetry = runtime.telemetry
+
+    def fast(inner: Any) -> ChatFastPath:
+        return ChatFastPath(inner, runtime, ChatCompletions(runtime), wrap=lambda h: TelemetryMiddleware(h, telemetry))
+
+    handler = app.asgi_handler
+    otel = getattr(handler, "open_telemetry_middleware", None)  # the Litestar OpenTelemetry plugin
+    if otel is not None:
+        otel.app = fast(otel.app)
+    else:
+        app.asgi_handler = fast(handler)

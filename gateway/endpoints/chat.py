@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -30,6 +30,9 @@ JSON = "application/json"
 SSE = "text/event-stream"
 _DONE = b"[DONE]"
 
+# (status, headers, body or SSE byte iterator, media type)
+Reply = tuple[int, dict[str, str], "bytes | AsyncIterator[bytes]", str]
+
 
 def mpr_headers(refinement: str, refine_ms: float) -> dict[str, str]:
     return {"x-mpr-refinement": refinement, "x-mpr-refine-ms": f"{refine_ms:.1f}"}
@@ -42,9 +45,19 @@ class ChatCompletions:
         self.runtime = runtime
 
     async def handle(self, request: Request[Any, Any, Any]) -> Response[Any] | Stream:
-        runtime = self.runtime
-        authorize(runtime, request)
+        """The Litestar route (the raw ASGI fast path in :mod:`gateway.endpoints.fast` serves the
+        usual ``POST /v1/chat/completions``; both share :meth:`process`)."""
+        authorize(self.runtime, request)
         raw = await request.body()
+        status, headers, content, media_type = await self.process(raw, request.headers.get, request.scope, request.receive)
+        if isinstance(content, bytes):
+            return Response(content, status_code=status, headers=headers, media_type=media_type)
+        return Stream(content, status_code=status, headers=headers, media_type=media_type)
+
+    async def process(self, raw: bytes, header: Callable[[str], str | None], scope: Any, receive: Any) -> Reply:
+        """Serve an authorized request whose body is ``raw``: (status, headers, body or byte
+        iterator, media type). Errors raise :class:`GatewayError` / :class:`ClientDisconnected`."""
+        runtime = self.runtime
         payload = decode_object(raw)
         model = payload.get("model")
         if not isinstance(model, str) or not model:
@@ -53,17 +66,17 @@ class ChatCompletions:
         target = runtime.target(model)
         if target is None:
             raise ModelNotFound(f"The model `{model}` does not exist or you do not have access to it.", param="model")
-        request.scope["mpr_model"] = model  # type: ignore[typeddict-unknown-key]  # metrics/access-log label
+        scope["mpr_model"] = model  # metrics/access-log label
         had_mpr = "mpr" in payload  # even `"mpr": null` must not reach the target
         mpr_field = payload.pop("mpr", None)
-        controls = parse_controls(request.headers.get, mpr_field)
+        controls = parse_controls(header, mpr_field)
         stream = payload.get("stream") is True
         if payload.get("stream") not in (None, True, False):
             raise InvalidRequest("'stream' must be a boolean", param="stream")
 
         reply: TargetReply | None = None
         try:
-            async with DisconnectWatch(request.receive):
+            async with DisconnectWatch(receive):
                 reply, call, headers, outcome = await self._forward(raw, payload, messages, model, controls, had_mpr, stream)
         except ClientDisconnected:
             if reply is not None:  # the client left just as the target answered
@@ -110,7 +123,7 @@ class ChatCompletions:
         outcome: RefinementOutcome | None,
         controls: RefineControls,
         strip_usage: bool,
-    ) -> Response[Any] | Stream:
+    ) -> Reply:
         """The client's response: the relayed stream, or the target's status and body."""
         if reply.response is not None:
             if not reply.headers.get("content-type", "").startswith(SSE):
@@ -118,12 +131,8 @@ class ChatCompletions:
                 reply.finish(abort=True)
                 call.fail("wrong_content_type")
                 raise UpstreamUnreachable(f"the target answered a stream with content-type {bad_type!r}", headers=headers)
-            return Stream(
-                self._relay(reply, call, UsageFilter() if strip_usage else None),
-                status_code=200,
-                headers={**reply.headers, **headers, "cache-control": "no-cache"},
-                media_type=SSE,
-            )
+            relay = self._relay(reply, call, UsageFilter() if strip_usage else None)
+            return 200, {**reply.headers, **headers, "cache-control": "no-cache"}, relay, SSE
         content = reply.body or b""
         call.finish(reply.status, content)
         if controls.return_details and outcome is not None and reply.status == 200:
@@ -133,7 +142,7 @@ class ChatCompletions:
             raise UpstreamUnreachable(f"the target answered with content-type {media_type!r}, not JSON", headers=headers)
         if reply.status == 200 and not _valid_json(reply.body or b""):
             raise UpstreamUnreachable("the target answered 200 with a body that is not valid JSON", headers=headers)
-        return Response(content, status_code=reply.status, headers={**reply.headers, **headers}, media_type=media_type)
+        return reply.status, {**reply.headers, **headers}, content, media_type
 
     async def _refine(
         self,

@@ -13,11 +13,17 @@ from gateway.runtime import Runtime
 
 def authorize(runtime: Runtime, request: Request[Any, Any, Any]) -> str | None:
     """Authenticate and charge the rate limit; returns the caller's key (None when auth is off)."""
+    client = request.client
+    return admit(runtime, request.headers.get("authorization"), client.host if client else "anonymous")
+
+
+def admit(runtime: Runtime, authorization: str | None, client_host: str) -> str | None:
+    """:func:`authorize` from the raw values: draining 503, API key, rate limit."""
     if runtime.draining:  # SIGTERM received: in-flight requests finish, new ones go elsewhere
         raise ServiceUnavailable("The gateway is shutting down; retry the request.", headers={"retry-after": "1"})
-    key = runtime.auth.authenticate(request.headers.get("authorization"))
+    key = runtime.auth.authenticate(authorization)
     if runtime.rate_limits.enabled:
-        wait = runtime.rate_limits.take(key or (request.client.host if request.client else "anonymous"))
+        wait = runtime.rate_limits.take(key or client_host)
         if wait > 0:
             retry_after = max(1, int(wait + 0.999))
             raise RateLimited(

@@ -1,0 +1,158 @@
+"""A raw-ASGI fast path for ``POST /v1/chat/completions`` in front of Litestar's router.
+
+Litestar's routing, handler signature parsing, ``Request``/``Response`` objects and exception
+middleware cost about as much CPU as the whole pass-through; this path serves the one hot route
+with plain ASGI and the same answers, byte for byte: body read with the ``max_body_bytes`` 413
+check, headers from the scope in one pass, OpenAI-shaped errors (the same handlers' output),
+disconnect cancellation, and the SSE relay with a disconnect watcher. Everything else (other
+routes, other methods: 405 in OpenAI shape) goes to Litestar unchanged.
+
+It sits inside Litestar's ``asgi_handler`` (so inside the OpenTelemetry SERVER span when tracing
+is on) and runs wrapped in :class:`~gateway.telemetry.middleware.TelemetryMiddleware`, as the
+Litestar route does.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+from gateway.disconnect import ClientDisconnected, DisconnectWatch
+from gateway.endpoints.chat import ChatCompletions
+from gateway.endpoints.common import admit
+from gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge, error_body, error_payload
+from gateway.runtime import Runtime
+
+log = logging.getLogger("gateway.app")
+
+PATH = "/v1/chat/completions"
+_JSON = b"application/json"
+_CONTENT_TYPE = b"content-type"
+_CONTENT_LENGTH = b"content-length"
+_INTERNAL = msgspec.json.encode(error_payload("The gateway hit an internal error.", "server_error", "internal_error"))
+
+
+class _ResponseStarted:
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Any) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
+def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+async def _send_bytes(send: Any, status: int, headers: dict[str, str], body: bytes, media_type: str) -> None:
+    """What a Litestar ``Response(body, status_code, headers, media_type)`` sends."""
+    raw = _encode(headers)
+    names = {name for name, _ in raw}
+    if status in (204, 304) or status < 200:
+        if body and body != b"null":
+            raise RuntimeError("response content is not supported for a status code that does not allow content")
+        body = b""
+    else:
+        if _CONTENT_TYPE not in names:
+            ctype = f"{media_type}; charset=utf-8" if media_type.startswith("text/") else media_type
+            raw.append((_CONTENT_TYPE, ctype.encode("latin-1")))
+        if _CONTENT_LENGTH not in names:
+            raw.append((_CONTENT_LENGTH, str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class ChatFastPath:
+    """ASGI: ``POST /v1/chat/completions`` served here, everything else by ``app``."""
+
+    __slots__ = ("app", "chat", "runtime", "max_body", "handler")
+
+    def __init__(self, app: Any, runtime: Runtime, chat: ChatCompletions, wrap: Any = None) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.chat = chat
+        self.max_body = runtime.config.server.max_body_bytes or float("inf")
+        self.handler = wrap(self._serve) if wrap is not None else self._serve  # TelemetryMiddleware
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST":
+            scope["path_template"] = PATH
+            await self.handler(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
+        tracked = _ResponseStarted(send)
+        try:
+            await self._handle(scope, receive, tracked)
+        except GatewayError as exc:
+            if tracked.started:
+                raise
+            await _send_bytes(send, exc.status_code, exc.headers, error_body(exc), "application/json")
+        except ClientDisconnected:
+            if tracked.started:  # the stream's watcher fired: the relay already cleaned up
+                return
+            await _send_bytes(send, 499, {}, b"", "application/json")
+        except Exception as exc:
+            if tracked.started:
+                raise
+            log.error("unhandled error on %s %s: %s", scope["method"], scope["path"], type(exc).__name__, exc_info=exc)
+            await _send_bytes(send, 500, {}, _INTERNAL, "application/json")
+
+    async def _handle(self, scope: Any, receive: Any, send: Any) -> None:
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:  # first value wins, as Litestar's Headers.get
+            key = name.decode("latin-1")
+            if key not in headers:
+                headers[key] = value.decode("latin-1")
+        client = scope.get("client")
+        admit(self.runtime, headers.get("authorization"), client[0] if client else "anonymous")
+        raw = await self._body(headers.get("content-length"), receive)
+        status, out_headers, content, media_type = await self.chat.process(raw, headers.get, scope, receive)
+        if isinstance(content, bytes):
+            await _send_bytes(send, status, out_headers, content, media_type)
+            return
+        raw_headers = _encode(out_headers)  # a stream: the target's content-type is among them
+        try:
+            async with DisconnectWatch(receive):  # the client leaves: the relay is cancelled
+                await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+                async for chunk in content:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await content.aclose()  # type: ignore[attr-defined]
+
+    async def _body(self, announced: str | None, receive: Any) -> bytes:
+        """The request body, with Litestar's checks: content-length, then the bytes received."""
+        limit = self.max_body
+        if announced is not None:
+            try:
+                length = int(announced)
+            except ValueError:
+                raise InvalidRequest(f"Invalid content-length: {announced!r}") from None
+            if length > limit:
+                raise PayloadTooLarge("The request body is larger than this gateway accepts.")
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                body = message["body"]
+                if body:
+                    total += len(body)
+                    if total > limit:
+                        raise PayloadTooLarge("The request body is larger than this gateway accepts.")
+                    chunks.append(body)
+                if not message.get("more_body", False):
+                    break
+            if kind == "http.disconnect":
+                raise GatewayError("The gateway hit an internal error.")  # as Litestar's 500 for it
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
