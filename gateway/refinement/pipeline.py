@@ -78,12 +78,16 @@ class Refiner:
     ) -> None:
         self.config = config
         self.backends = dict(backends)
+        # per request otherwise: hashing a Role (an Enum) runs Python code
+        self._default_stages = tuple(r for r in config.stages if r in self.backends)
         self.vocabulary = vocabulary
         self.telemetry = telemetry or default_telemetry()
 
     def stages_for(self, requested: tuple[Role, ...] | None) -> tuple[Role, ...]:
-        wanted = self.config.stages if requested is None else requested
-        return tuple(r for r in wanted if r in self.backends)
+        if requested is None:
+            return self._default_stages
+        backends = self.backends
+        return tuple([r for r in requested if r in backends])
 
     async def refine(
         self,

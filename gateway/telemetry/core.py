@@ -525,7 +525,7 @@ class Telemetry:
         else:
             kind = "skipped" if outcome.header.startswith("skipped") else "error"
             for role in roles:
-                m.stage_outcome(role.value, kind)
+                m.stage_outcome(role._value_, kind)  # _value_: Enum.value is a Python-level property
         m.refinement(refinement_result(outcome), outcome.elapsed_ms / 1000.0)
 
     # -- target ---------------------------------------------------------------------------
