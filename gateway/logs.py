@@ -74,11 +74,52 @@ class JsonLineHandler(logging.Handler):
         except Exception:  # never let logging break a request
             self.handleError(record)
 
+    def write_entry(self, entry: dict[str, Any], level: int = logging.INFO) -> None:
+        """Write a ready-made entry (``ts`` added here) as one line, flushing like :meth:`emit`."""
+        try:
+            now_wall = time.time()
+            self.stream.write(_encoder.encode({"ts": self.formatter_json._timestamp(now_wall), **entry}) + b"\n")
+            now = time.monotonic()
+            if level >= logging.WARNING or now - self._last_flush >= self.flush_interval_s:
+                self._last_flush = now
+                self.stream.flush()
+        except Exception:  # never let logging break a request
+            pass
+
     def flush(self) -> None:
         try:
             self.stream.flush()
         except (OSError, ValueError):
             pass
+
+
+class AccessLog:
+    """One JSON line per request, written straight to the root :class:`JsonLineHandler`.
+
+    Same line shape as a ``gateway.access`` logging record, without the per-record machinery of
+    :mod:`logging` (record object, filters, formatter): about a fifth of a pass-through request's
+    CPU otherwise. Falls back to the logger when JSON logging is not set up (e.g. in tests).
+    """
+
+    __slots__ = ("logger", "_handler")
+
+    def __init__(self, name: str = "gateway.access") -> None:
+        self.logger = logging.getLogger(name)
+        self._handler: JsonLineHandler | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def write(self, message: str, fields: dict[str, Any]) -> None:
+        handler = self._handler
+        if handler is None:
+            handler = next((h for h in logging.getLogger().handlers if isinstance(h, JsonLineHandler)), None)
+            if handler is None or not self.logger.propagate or self.logger.handlers:
+                self.logger.info(message, extra=fields)
+                return
+            self._handler = handler
+        handler.write_entry({"level": "info", "logger": self.logger.name, "msg": message, **fields})
 
 
 def setup_logging(level: str = "INFO") -> None:

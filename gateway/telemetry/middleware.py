@@ -11,19 +11,19 @@ so label values stay bounded).
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
+from gateway.logs import AccessLog
 from gateway.telemetry import genai as A
 from gateway.telemetry.logcontext import REQUEST_ID, accept_request_id
 
 if TYPE_CHECKING:
     from gateway.telemetry.core import Telemetry
 
-access_log = logging.getLogger("gateway.access")
+access_log = AccessLog("gateway.access")
 
 MODEL_KEY = "mpr_model"
 _REQUEST_ID = b"x-request-id"
@@ -114,25 +114,23 @@ class TelemetryMiddleware:
             model = scope.get(MODEL_KEY) or "-"
             status = info.status or 500
             metrics.observe_request(route, model, status, elapsed)
-            if self.access_enabled and access_log.isEnabledFor(logging.INFO):
+            if self.access_enabled and access_log.enabled:
                 method = scope.get("method", "")
                 path = scope.get("path", "")
-                access_log.info(
-                    "%s %s %d %.1fms",
-                    method,
-                    path,
-                    status,
-                    elapsed * 1000,
-                    extra={
-                        "method": method,
-                        "path": path,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                        "model": model,
-                        "refinement": info.refinement.decode("latin-1") if info.refinement is not None else None,
-                        "stream": info.stream,
-                        "request_id": request_id,
-                    },
-                )
+                fields: dict[str, Any] = {
+                    "method": method,
+                    "path": path,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "model": model,
+                    "refinement": info.refinement.decode("latin-1") if info.refinement is not None else None,
+                    "stream": info.stream,
+                    "request_id": request_id,
+                }
+                if span is not None:
+                    ctx = span.get_span_context()
+                    fields["trace_id"] = format(ctx.trace_id, "032x")
+                    fields["span_id"] = format(ctx.span_id, "016x")
+                access_log.write(f"{method} {path} {status} {elapsed * 1000:.1f}ms", fields)
             REQUEST_ID.reset(token)
