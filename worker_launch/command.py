@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from worker_launch.plan import LaunchSpec, LoraModule
 
 VLLM_ENTRYPOINT = "vllm.entrypoints.openai.api_server"
 """Run as ``python -m``: works even where a wheel's ``vllm`` console script is broken."""
+
+_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 
 
 @dataclass(frozen=True)
@@ -57,5 +60,8 @@ def build_vllm_command(spec: LaunchSpec) -> Command:
             env["VLLM_CPU_OMP_THREADS_BIND"] = spec.cpu_omp_threads_bind
     if spec.otlp_traces_endpoint:
         env["OTEL_SERVICE_NAME"] = "vllm-" + "-".join(lora.role for lora in spec.loras)
+        if spec.otlp_traces_endpoint.rstrip("/").endswith("/v1/traces") and _PROTOCOL not in os.environ:
+            # vLLM exports over gRPC by default; a full OTLP/HTTP traces URL means HTTP/protobuf.
+            env[_PROTOCOL] = "http/protobuf"
     env.update(spec.env)
     return Command(argv=tuple(argv), env=env)

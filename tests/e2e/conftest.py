@@ -35,12 +35,11 @@ def otlp_receiver() -> Iterator[OtlpHttpReceiver]:
 def vllm_otlp_endpoint(otlp_receiver: OtlpHttpReceiver) -> Iterator[str | None]:
     """OTLP traces endpoint handed to vLLM (``--otlp-traces-endpoint``): the session's receiver.
 
-    vLLM exports over gRPC unless ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf`` (then it
-    takes the full ``/v1/traces`` URL); the worker inherits this process's environment.
+    It is the full ``/v1/traces`` URL, so ``mpr-worker`` sets ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL``
+    to ``http/protobuf`` for vLLM (which would use gRPC otherwise). Nothing is set in this test
+    process's environment: it would leak into every later test's subprocesses.
     """
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
-        yield otlp_receiver.traces_url
+    yield otlp_receiver.traces_url
 
 
 @pytest.fixture(scope="session")

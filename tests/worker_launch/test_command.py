@@ -73,6 +73,15 @@ def test_otlp_extra_args_env_and_request_logging() -> None:
     assert "--enable-log-requests" not in build_vllm_command(spec(log_requests=False)).argv
 
 
+def test_http_traces_url_selects_the_http_exporter(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", raising=False)
+    cmd = build_vllm_command(spec(otlp_traces_endpoint="http://127.0.0.1:4318/v1/traces"))
+    assert cmd.env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] == "http/protobuf"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")  # an operator's choice wins
+    cmd = build_vllm_command(spec(otlp_traces_endpoint="http://127.0.0.1:4318/v1/traces"))
+    assert "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" not in cmd.env
+
+
 def test_shell_line_round_trips() -> None:
     cmd = build_vllm_command(spec(device="cpu", cpu_kvcache_space_gib=1))
     words = shlex.split(cmd.shell())
