@@ -8,6 +8,7 @@ before each test). The OpenAI spec is loaded once per session for shape checks.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -63,9 +64,19 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: flo
         time.sleep(interval)
 
 
+_RESERVED: list[socket.socket] = []
+
+
 def dead_url() -> str:
-    """A loopback ``/v1`` base URL where nothing listens (connections are refused)."""
-    return f"http://127.0.0.1:{free_port()}/v1"
+    """A loopback ``/v1`` base URL where nothing listens (connections are refused).
+
+    The port stays bound (never listening) for the whole session, so no server started later,
+    a gateway of this very test included, can be handed it.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _RESERVED.append(sock)
+    return f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
 
 
 # -- OpenAPI shapes ------------------------------------------------------------------------------
