@@ -54,32 +54,18 @@ def decide(text: str, vocabulary: Container[str], config: SkipGateConfig) -> Gat
         return _CODE
     # URLs, e-mails and inline code need ':', '@' or '`': without them the substitution is a no-op
     prose = _URLISH_RE.sub(" ", text) if (":" in text or "@" in text or "`" in text) else text
-    unknown: list[str] = []
-    previous = ""
-    doubled = False
+    words: list[str] = []
     for token in prose.split():
         stripped = token.strip(_STRIP)
         if stripped.isalpha() and stripped.isascii() and (stripped.islower() or (stripped[0].isupper() and stripped[1:].islower())):
             # A plain word (the usual token): no identifier pattern can match it (they need a
             # digit, '_' or an upper-case letter after the first), and WORD_RE finds exactly it.
-            found: list[str] | tuple[str] = (stripped,)
+            words.append(stripped)
         elif _IDENTIFIER_RE.fullmatch(stripped):
-            previous = ""
-            continue
+            words.append("")  # not a word, and it separates its neighbours (no doubled word across it)
         else:
-            found = WORD_RE.findall(token)
-        for word in found:
-            lowered = word.lower()
-            if lowered == previous and len(lowered) > 1 and lowered not in ("that", "had", "is"):
-                doubled = True
-            previous = lowered
-            if lowered not in vocabulary and not is_known(word, vocabulary):  # known: is_known's first test
-                unknown.append(word)
-    if len(unknown) > config.max_unknown_words:
-        return GateDecision(True, "unknown_words", tuple(unknown))
-    if doubled:
-        return _DOUBLED
-    return _CLEAN
+            words.extend(WORD_RE.findall(token))
+    return _plain_decision(words, vocabulary, config)
 
 
 # The decisions that carry no words (frozen: one shared instance each).
@@ -92,11 +78,14 @@ _CLEAN = GateDecision(False, "clean")
 
 
 def _plain_decision(words: list[str], vocabulary: Container[str], config: SkipGateConfig) -> GateDecision:
-    """:func:`decide`'s word checks for a text of plain words (see ``_PLAIN_RE``)."""
+    """:func:`decide`'s word checks: unknown words and doubled words (``""`` separates words)."""
     unknown: list[str] = []
     previous = ""
     doubled = False
     for word in words:
+        if not word:
+            previous = ""
+            continue
         lowered = word.lower()
         if lowered == previous and len(lowered) > 1 and lowered not in ("that", "had", "is"):
             doubled = True
