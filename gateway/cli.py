@@ -1,4 +1,4 @@
-"""``mpr-gateway``: serve, check-config, demo."""
+"""``mpr-gateway``: serve, check-config, demo, eval."""
 
 from __future__ import annotations
 
@@ -111,13 +111,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     app = create_app(config, builtin_stages={Role.CLEANER: SpellingCleaner()}, extra_routes=extra)
     log.info(
         "try: python -c \"from openai import OpenAI; c=OpenAI(base_url='http://127.0.0.1:%d/v1', api_key='x'); "
-        "print(c.chat.completions.create(model='%s', messages=[{'role':'user','content':'what is the captial of frane?'}])"
+        "print(c.chat.completions.create(model='%s', messages=[{'role':'user','content':'what is the captial of frnace?'}])"
         ".choices[0].message.content)\"",
         args.port,
         args.model or DEMO_MODEL,
     )
     _serve(app, args.host, args.port, 5, "info")
     return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from gateway.eval.command import run
+
+    return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--target", help="an OpenAI-compatible base URL (…/v1) to use instead of the echo target")
     demo.add_argument("--model", help="the target's model name (with --target)")
     demo.set_defaults(func=cmd_demo)
+    from gateway.eval.command import add_arguments as eval_arguments
+
+    evaluate = sub.add_parser("eval", help="measure refinement quality: skip gate, typos restored, words changed")
+    eval_arguments(evaluate)
+    evaluate.set_defaults(func=cmd_eval)
     return parser
 
 

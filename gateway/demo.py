@@ -18,48 +18,10 @@ from litestar.response import Stream
 
 from gateway.config import GatewayConfig, Role
 from gateway.config.loader import parse_config
-from gateway.refinement.dictionary import dictionary_path, english_words
-from gateway.refinement.results import StageResult
-from gateway.refinement.text import is_known
+from gateway.refinement.spelling import SpellingCleaner
 
 ECHO_PREFIX = "/_demo/echo/v1"
 DEMO_MODEL = "demo-echo"
-_WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
-
-
-class SpellingCleaner:
-    """The cleaner as dictionary spelling correction (edit distance ≤ 2), keeping case and punctuation."""
-
-    role = Role.CLEANER
-
-    def __init__(self) -> None:
-        from symspellpy import SymSpell
-
-        self._symspell = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
-        self._symspell.load_dictionary(dictionary_path(), term_index=0, count_index=1)
-        self._vocabulary = english_words()
-
-    def correct(self, text: str) -> str:
-        from symspellpy import Verbosity
-
-        def fix(match: re.Match[str]) -> str:
-            word = match.group(0)
-            if len(word) < 3 or is_known(word, self._vocabulary) or not word.isalpha():
-                return word
-            suggestions = self._symspell.lookup(word.lower(), Verbosity.TOP, max_edit_distance=2)
-            if not suggestions:
-                return word
-            term = suggestions[0].term
-            if word.isupper():
-                return term.upper()
-            return term.capitalize() if word[0].isupper() else term
-
-        return _WORD_RE.sub(fix, text)
-
-    async def run(self, text: str, headers: dict[str, str] | None = None) -> StageResult:
-        started = time.perf_counter()
-        output = self.correct(text)
-        return StageResult(self.role, output=output, latency_ms=(time.perf_counter() - started) * 1000)
 
 
 def demo_config(port: int, target_url: str | None, target_model: str | None) -> GatewayConfig:

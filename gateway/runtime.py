@@ -6,9 +6,11 @@ handler reaches it through the closure of ``create_app``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -16,9 +18,11 @@ from gateway.auth import ApiKeyAuth
 from gateway.config import GatewayConfig, Role, TargetConfig, load_api_keys
 from gateway.config.models import ALL_ROLES
 from gateway.ratelimit import TokenBuckets
-from gateway.refinement.dictionary import english_words
+from gateway.refinement.fallback import FallbackStage
+from gateway.refinement.lexicon import lexicon
 from gateway.refinement.pipeline import Refiner
 from gateway.refinement.prompts import load_template
+from gateway.refinement.spelling import SpellingCleaner
 from gateway.refinement.stages import StageBackend, VllmStage
 from gateway.telemetry import Telemetry
 from gateway.upstream.health import Prober
@@ -43,6 +47,7 @@ class Runtime:
     builtin_stages: Mapping[Role, StageBackend] = field(default_factory=dict)
     draining: bool = False
     telemetry: Telemetry = field(default_factory=Telemetry)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)  # shadow refinements still running
 
     def target(self, name: str) -> TargetClient | None:
         return self.targets.get(name)
@@ -50,7 +55,7 @@ class Runtime:
     async def start(self) -> None:
         """Open sessions, build stage backends and start probing (needs a running loop)."""
         cfg = self.config
-        vocabulary = english_words()
+        vocabulary = lexicon()
         probe_sets = []
         for target_cfg in cfg.targets:
             pool = EndpointPool.of(f"target:{target_cfg.name}", target_cfg.base_urls, target_cfg.cooldown_s)
@@ -72,11 +77,18 @@ class Runtime:
             backends[role] = VllmStage(role, adapter, load_template(adapter.prompt), pool, session)
             self.adapter_pools[role] = pool
             probe_sets.append((pool, session, None))
+        if cfg.refinement.builtin_cleaner == "fallback" and Role.CLEANER not in self.builtin_stages:
+            backends[Role.CLEANER] = FallbackStage(Role.CLEANER, backends.get(Role.CLEANER), SpellingCleaner())
         self.refiner = Refiner(cfg.refinement, backends, vocabulary, self.telemetry)
         self.prober = Prober(probe_sets, cfg.server.probe_interval_s)
         self.prober.start()
 
     async def stop(self) -> None:
+        pending = [task for task in self.background if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
         if self.prober is not None:
             await self.prober.stop()
         for session in self.sessions:
@@ -98,17 +110,21 @@ class Runtime:
 
 
 def build_runtime(config: GatewayConfig, builtin_stages: Mapping[Role, StageBackend] | None = None) -> Runtime:
-    """A runtime for ``config`` (not started). ``builtin_stages`` replace adapters (demo)."""
+    """A runtime for ``config`` (not started). ``builtin_stages`` replace adapters (demo), as does
+    the built-in cleaner with ``refinement.builtin_cleaner: always``."""
     keys = load_api_keys(config)
     if not keys:
         log.warning("no client API keys configured: the gateway accepts every caller")
     rate = config.server.rate_limit
     telemetry = Telemetry.from_config(config.telemetry)
+    builtin = dict(builtin_stages or {})
+    if config.refinement.builtin_cleaner == "always" and Role.CLEANER not in builtin:
+        builtin[Role.CLEANER] = SpellingCleaner()
     return Runtime(
         config=config,
         auth=ApiKeyAuth(keys),
         rate_limits=TokenBuckets(rate.requests_per_s, rate.burst),
-        builtin_stages=dict(builtin_stages or {}),
+        builtin_stages=builtin,
         telemetry=telemetry,
     )
 

@@ -57,7 +57,7 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
 
 
 def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
-    """Make adapter prompt paths and the API-key file absolute, relative to the config file."""
+    """Make adapter prompt paths, the API-key file and the audit log absolute, relative to the config file."""
     updates: dict[str, Any] = {}
     for role in ("cleaner", "describer", "paraphraser"):
         adapter = getattr(config.adapters, role)
@@ -69,6 +69,9 @@ def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
     keys_file = new.server.api_keys_file
     if keys_file is not None and not keys_file.is_absolute():
         new = new.model_copy(update={"server": new.server.model_copy(update={"api_keys_file": (base_dir / keys_file).resolve()})})
+    audit_path = new.telemetry.audit_path
+    if audit_path is not None and not audit_path.is_absolute():
+        new = new.model_copy(update={"telemetry": new.telemetry.model_copy(update={"audit_path": (base_dir / audit_path).resolve()})})
     return new
 
 
@@ -81,6 +84,9 @@ def _check_files(config: GatewayConfig) -> list[tuple[str, str]]:
     keys_file = config.server.api_keys_file
     if keys_file is not None and not keys_file.is_file():
         errors.append(("server.api_keys_file", f"API key file not found: {keys_file}"))
+    audit_path = config.telemetry.audit_path
+    if audit_path is not None and not audit_path.parent.is_dir():
+        errors.append(("telemetry.audit_path", f"directory not found for the audit log: {audit_path.parent}"))
     return errors
 
 

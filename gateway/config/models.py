@@ -23,6 +23,9 @@ class Role(StrEnum):
 
 ALL_ROLES: tuple[Role, ...] = (Role.CLEANER, Role.DESCRIBER, Role.PARAPHRASER)
 
+RefinementMode = Literal["apply", "shadow"]
+"""apply: forward the refined prompt; shadow: refine beside the call, forward the original."""
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -57,6 +60,7 @@ class TargetConfig(_Upstream):
     api_key_env: str | None = Field(default=None, description="env var holding the upstream API key")
     refine: bool = True
     timeout_s: float = Field(default=600.0, gt=0, description="read timeout for the target call")
+    refinement_mode: RefinementMode | None = Field(default=None, description="apply | shadow; null: refinement.mode")
 
     @property
     def model_for_upstream(self) -> str:
@@ -93,6 +97,9 @@ class SkipGateConfig(_Frozen):
     max_prompt_chars: int = Field(
         default=8000, ge=1, description="longer prompts are forwarded unrefined (x-mpr-refinement says why)"
     )
+    context_check: bool = Field(
+        default=True, description="refine known words that their neighbours say are mistyped (bigger tan the)"
+    )
 
 
 class DriftConfig(_Frozen):
@@ -115,6 +122,14 @@ class RefinementConfig(_Frozen):
     skip_gate: SkipGateConfig = SkipGateConfig()
     drift: DriftConfig = DriftConfig()
     describer: DescriberConfig = DescriberConfig()
+    builtin_cleaner: Literal["off", "fallback", "always"] = Field(
+        default="off",
+        description="the CPU spelling cleaner: fallback = answers when the cleaner adapter is missing or fails; "
+        "always = replaces the adapter",
+    )
+    mode: RefinementMode = Field(
+        default="apply", description="apply: forward the refined prompt; shadow: forward the original, record the refinement"
+    )
 
 
 class RateLimitConfig(_Frozen):
@@ -148,6 +163,19 @@ class TelemetryConfig(_Frozen):
     capture_prompts: bool = Field(default=False, description="put prompt/answer text in spans and logs")
     access_log: bool = Field(default=True, description="one JSON access-log line per request (no prompt text)")
     log_level: str = "INFO"
+    audit_sample_rate: float = Field(
+        default=0.0, ge=0, le=1, description="share of refinements written to the audit log (needs capture_prompts)"
+    )
+    audit_path: Path | None = Field(default=None, description="audit log file; null: the JSON log stream (gateway.audit)")
+
+    @model_validator(mode="after")
+    def _audit_needs_capture(self) -> TelemetryConfig:
+        if self.audit_sample_rate > 0 and not self.capture_prompts:
+            raise ValueError(
+                "audit_sample_rate > 0 writes prompt text to the audit log, and prompts are user data: "
+                "set telemetry.capture_prompts: true to allow it, or audit_sample_rate: 0"
+            )
+        return self
 
 
 class GatewayConfig(_Frozen):

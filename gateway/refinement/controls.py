@@ -6,21 +6,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.config.models import Role
+from gateway.config.models import RefinementMode, Role
 from gateway.errors import InvalidRequest
 
 _OFF = frozenset({"off", "false", "0", "no", "none"})
 _ON = frozenset({"on", "true", "1", "yes"})
+_MODES: dict[str, RefinementMode] = {"apply": "apply", "shadow": "shadow"}
 
 
 @dataclass(frozen=True, slots=True)
 class RefineControls:
-    """``refine``: None = target default; ``stages``: None = config default."""
+    """``refine``: None = target default; ``stages``: None = config default; ``mode``: None = the
+    target's ``refinement_mode``, else ``refinement.mode``."""
 
     refine: bool | None = None
     stages: tuple[Role, ...] | None = None
     return_details: bool = False
     skip_gate: bool = True
+    mode: RefinementMode | None = None
 
 
 def parse_stages(value: Any, param: str) -> tuple[Role, ...]:
@@ -52,8 +55,21 @@ def _flag(value: Any, param: str) -> bool:
     raise InvalidRequest(f"'{param}' must be a boolean (or on/off)", param=param)
 
 
+def parse_mode(value: Any, param: str) -> RefinementMode:
+    """``apply`` or ``shadow`` (case-insensitive); anything else is a 400."""
+    mode = _MODES.get(value.strip().lower()) if isinstance(value, str) else None
+    if mode is None:
+        raise InvalidRequest(f"'{param}' must be 'apply' or 'shadow'", param=param)
+    return mode
+
+
+def resolve_mode(requested: RefinementMode | None, target: RefinementMode | None, default: RefinementMode) -> RefinementMode:
+    """The request's mode, else the target's ``refinement_mode``, else ``refinement.mode``."""
+    return requested or target or default
+
+
 def parse_controls(header: Callable[[str], str | None], mpr: Any) -> RefineControls:
-    """Combine ``x-mpr-refine`` / ``x-mpr-stages`` headers with the body's ``mpr`` object.
+    """Combine ``x-mpr-refine`` / ``x-mpr-stages`` / ``x-mpr-mode`` headers with the body's ``mpr`` object.
 
     The body wins over headers when both set the same control.
     """
@@ -63,12 +79,15 @@ def parse_controls(header: Callable[[str], str | None], mpr: Any) -> RefineContr
         refine = _flag(value, "x-mpr-refine")
     if (value := header("x-mpr-stages")) is not None:
         stages = parse_stages(value, "x-mpr-stages")
+    mode: RefinementMode | None = None
+    if (value := header("x-mpr-mode")) is not None:
+        mode = parse_mode(value, "x-mpr-mode")
     return_details = False
     skip_gate = True
     if mpr is not None:
         if not isinstance(mpr, dict):
             raise InvalidRequest("'mpr' must be an object", param="mpr")
-        unknown = set(mpr) - {"refine", "stages", "return_details", "skip_gate"}
+        unknown = set(mpr) - {"refine", "stages", "return_details", "skip_gate", "mode"}
         if unknown:
             raise InvalidRequest(f"unknown key(s) in 'mpr': {', '.join(sorted(unknown))}", param="mpr")
         if "refine" in mpr:
@@ -79,4 +98,6 @@ def parse_controls(header: Callable[[str], str | None], mpr: Any) -> RefineContr
             return_details = _flag(mpr["return_details"], "mpr.return_details")
         if "skip_gate" in mpr:
             skip_gate = _flag(mpr["skip_gate"], "mpr.skip_gate")
-    return RefineControls(refine, stages, return_details, skip_gate)
+        if "mode" in mpr:
+            mode = parse_mode(mpr["mode"], "mpr.mode")
+    return RefineControls(refine, stages, return_details, skip_gate, mode)

@@ -1,26 +1,47 @@
-"""The skip gate: a CPU check (microseconds) that lets a clean, fluent prompt skip refinement."""
+"""The skip gate: a CPU check (tens of microseconds) that lets a clean, fluent prompt skip refinement.
+
+Decisions, in order (``reason`` is shown in ``x-mpr-refinement`` and counted in metrics):
+
+* ``no_text`` / ``too_long`` skip; ``gate_off`` refines;
+* ``code``: a prompt that is code with hardly any prose (rewriting it would break it) is skipped;
+  code inside prose (fences, backticks, code-like lines) is left out and the prose is judged;
+* ``non_english``: another language is skipped (an English cleaner would damage it);
+* ``unknown_words``: words not in the lexicon (typos) refine. Not counted as unknown: names (a
+  capitalised word inside a sentence, or one starting a sentence unless it is a near miss of a
+  common word: ``Teh``, ``Hwo``), words with non-English letters, and everything
+  :mod:`gateway.refinement.tokens` leaves alone (code, mentions, URLs, acronyms, numbers);
+* ``real_word``: a known word that its neighbours say is another word mistyped (``bigger tan
+  the``; :mod:`gateway.refinement.context`);
+* ``doubled_word`` (``the the``) refines; otherwise ``clean`` skips.
+
+``tokens`` lists what drove a refine decision (``/v1/refine`` shows them).
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Container
 from dataclasses import dataclass
 
 from gateway.config.models import SkipGateConfig
-from gateway.refinement.text import WORD_RE, is_known
+from gateway.refinement.context import real_word_errors
+from gateway.refinement.keyboard import slips
+from gateway.refinement.language import FUNCTION_WORDS, looks_non_english
+from gateway.refinement.lexicon import NEAR_MISS_GAP, Lexicon
+from gateway.refinement.tokens import ABBREVIATIONS, Word, scan
 
-_CODE_RE = re.compile(r"```|^\s{4,}\S|[{};]\s*$|\b(def|class|import|return|function|SELECT|FROM)\b.*[(:=]", re.MULTILINE)
-_IDENTIFIER_RE = re.compile(r"[A-Za-z]*[_0-9][A-Za-z0-9_]*|[A-Za-z]+[A-Z][A-Za-z]*|[A-Z]{2,}[a-z]?s?")
-_URLISH_RE = re.compile(r"\S+://\S+|\S+@\S+\.\S+|`[^`]*`")
-_CODE_CHARS = frozenset("`{};(:=")
-# A text whose every whitespace-separated token is a plain word ("word", "Word": ASCII letters, a
-# capital only first) with at most sentence punctuation around it, no newline and no leading
-# space. Such a text cannot match _CODE_RE (no code character, newline or indent) nor _URLISH_RE
-# (no ':', '@', '`'); no token is an identifier; each token's WORD_RE words are exactly its letters.
-_WORD = r"[.,!?\"')\][]*(?:[a-z]+|[A-Z][a-z]+)[.,!?\"')\][]*"
-_PLAIN_RE = re.compile(rf"{_WORD}(?:[^\S\n]+{_WORD})*[^\S\n]*")
-_LETTERS_RE = re.compile(r"[A-Za-z]+")
-_STRIP = ".,;:!?\"'()[]"
+NAME_NEAR_MISS_ZIPF = 4.5
+"""A capitalised unknown word starting a sentence is a typo only next to a word this common."""
+SOFT_WORD_ZIPF = 2.5
+"""A word wordfreq knows that looks like a misspelling counts as a word from this frequency on,
+unless a common word it resembles fits its context; below it, it is a typo (``boks``, ``dafa``)."""
+SOFT_WORD_GAP = 2.0
+"""...and it is a typo, whatever its context, next to a word this much (log10) more frequent (``explane``)."""
+NAME_PARTICLES = frozenset(
+    "al bin ibn da das de dei del della der di do dos du el la las le les los op ten ter van von wa y zu".split()
+)
+"""Lower-case words that join the parts of names in many languages."""
+MIN_PROSE_WORDS = 3
+"""A prompt with code and fewer prose words than this is code."""
+_DOUBLE_OK = frozenset({"that", "had", "is", "bye", "very", "no", "not", "so", "ha", "knock", "bla", "blah"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,42 +51,12 @@ class GateDecision:
     refine: bool
     reason: str
     unknown_words: tuple[str, ...] = ()
+    tokens: tuple[str, ...] = ()
+    """What drove the decision: unknown words, ``word→likely`` real-word suspects, a doubled word."""
 
-
-def decide(text: str, vocabulary: Container[str], config: SkipGateConfig) -> GateDecision:
-    """Decide whether ``text`` needs refinement.
-
-    Skips (``refine=False``): empty text, text over ``max_prompt_chars`` (forwarded unrefined),
-    code (rewriting it would break it), and clean text: every word known to the dictionary (within
-    ``max_unknown_words``) and no doubled word. Identifiers, acronyms, URLs and inline code are
-    not counted as words.
-    """
-    if not text.strip():
-        return _NO_TEXT
-    if len(text) > config.max_prompt_chars:
-        return _TOO_LONG
-    if not config.enabled:
-        return _GATE_OFF
-    if _PLAIN_RE.fullmatch(text):  # the usual prompt: plain words only; one pass over the text
-        return _plain_decision(_LETTERS_RE.findall(text), vocabulary, config)
-    # Every branch of _CODE_RE needs one of _CODE_CHARS, a newline or leading whitespace: most
-    # prompts have none, and the regex (tried at every position) is the gate's dearest step.
-    if not (_CODE_CHARS.isdisjoint(text) and "\n" not in text and not text[0].isspace()) and _CODE_RE.search(text):
-        return _CODE
-    # URLs, e-mails and inline code need ':', '@' or '`': without them the substitution is a no-op
-    prose = _URLISH_RE.sub(" ", text) if (":" in text or "@" in text or "`" in text) else text
-    words: list[str] = []
-    for token in prose.split():
-        stripped = token.strip(_STRIP)
-        if stripped.isalpha() and stripped.isascii() and (stripped.islower() or (stripped[0].isupper() and stripped[1:].islower())):
-            # A plain word (the usual token): no identifier pattern can match it (they need a
-            # digit, '_' or an upper-case letter after the first), and WORD_RE finds exactly it.
-            words.append(stripped)
-        elif _IDENTIFIER_RE.fullmatch(stripped):
-            words.append("")  # not a word, and it separates its neighbours (no doubled word across it)
-        else:
-            words.extend(WORD_RE.findall(token))
-    return _plain_decision(words, vocabulary, config)
+    def as_dict(self) -> dict[str, object]:
+        """The ``gate`` object of ``/v1/refine`` and ``return_details``."""
+        return {"refine": self.refine, "reason": self.reason, "tokens": list(self.tokens)}
 
 
 # The decisions that carry no words (frozen: one shared instance each).
@@ -73,27 +64,118 @@ _NO_TEXT = GateDecision(False, "no_text")
 _TOO_LONG = GateDecision(False, "too_long")
 _GATE_OFF = GateDecision(True, "gate_off")
 _CODE = GateDecision(False, "code")
-_DOUBLED = GateDecision(True, "doubled_word")
+_NON_ENGLISH = GateDecision(False, "non_english")
 _CLEAN = GateDecision(False, "clean")
 
 
-def _plain_decision(words: list[str], vocabulary: Container[str], config: SkipGateConfig) -> GateDecision:
-    """:func:`decide`'s word checks: unknown words and doubled words (``""`` separates words)."""
-    unknown: list[str] = []
-    previous = ""
-    doubled = False
-    for word in words:
-        if not word:
-            previous = ""
-            continue
-        lowered = word.lower()
-        if lowered == previous and len(lowered) > 1 and lowered not in ("that", "had", "is"):
-            doubled = True
-        previous = lowered
-        if lowered not in vocabulary and not is_known(word, vocabulary):
-            unknown.append(word)
+def decide(text: str, lexicon: Lexicon, config: SkipGateConfig) -> GateDecision:
+    """Decide whether ``text`` needs refinement (see the module docstring for the rules)."""
+    if not text.strip():
+        return _NO_TEXT
+    if len(text) > config.max_prompt_chars:
+        return _TOO_LONG
+    if not config.enabled:
+        return _GATE_OFF
+    found = scan(text)
+    words = found.words
+    if found.has_code and len(words) < MIN_PROSE_WORDS:
+        return _CODE
+    unknown = unknown_words(words, lexicon)
     if len(unknown) > config.max_unknown_words:
-        return GateDecision(True, "unknown_words", tuple(unknown))
-    if doubled:
-        return _DOUBLED
+        if looks_non_english(words, lexicon):
+            return _NON_ENGLISH
+        tokens = tuple(w.text for w in unknown)
+        return GateDecision(True, "unknown_words", tokens, tokens)
+    if config.context_check:
+        suspects = real_word_errors(words, lexicon)
+        if suspects:
+            return GateDecision(True, "real_word", (), tuple(f"{words[i].text}→{c}" for i, c in suspects))
+    doubled = doubled_word(words)
+    if doubled is not None:
+        return GateDecision(True, "doubled_word", (), (f"{doubled} {doubled}",))
     return _CLEAN
+
+
+def unknown_words(words: tuple[Word, ...], lexicon: Lexicon) -> list[Word]:
+    """The words that look like typos (names and non-English words excluded)."""
+    zipf = lexicon.table.zipf
+    unknown: list[Word] = []
+    for i, word in enumerate(words):
+        lower = word.lower
+        if zipf(lower) or not lower.isascii() or lower in lexicon:
+            continue  # known (also possessives, contractions, typographic apostrophes); Kraków: not English
+        soft = lexicon.near_misses.zipf(lower)
+        if word.text[0].isupper():
+            if lower in ABBREVIATIONS or (len(lower) <= 2 and not _slip_of(lower, lexicon, FUNCTION_WORDS)):
+                continue  # Dr, Sb, Fe: abbreviations and symbols (but Fi, Ym: If, My mistyped)
+            if not word.sentence_start:
+                if soft or not _slip_of_common(lower, lexicon):
+                    continue  # a name inside a sentence (Benni, Sadio), unless one slip from a common word (Frnace)
+            elif (soft or not lexicon.neighbours(lower)) and not _fits_as_common(lower, words, i, lexicon):
+                continue  # a name starting a sentence: Noor (wordfreq knows it; "door" does not fit), Oluwaseun
+        elif _name_particle(words, i):
+            continue  # de la Cruz, van Rossum, Ngũgĩ wa Thiong'o
+        elif soft >= SOFT_WORD_ZIPF and not _fits_as_common(lower, words, i, lexicon, SOFT_WORD_GAP):
+            continue  # wordfreq knows it well (backend), and no far more common word it resembles fits here
+        elif len(lower) > 5 and not lexicon.neighbours(lower) and lexicon.composed(lower):
+            continue  # microtask, subscriptable: parts of common words, and no common word one edit away
+        unknown.append(word)
+    return unknown
+
+
+def _fits_as_common(lower: str, words: tuple[Word, ...], i: int, lexicon: Lexicon, certain_gap: float = 99.0) -> bool:
+    """Whether a common word one edit from ``lower`` fits here: it forms a frequent pair with a
+    neighbour (``Teh capital``; not ``Noor bought``), it is a function word (``Hwo``, ``fo``), or it is
+    ``certain_gap`` more frequent."""
+    prev = words[i - 1].lower if i > 0 and not words[i].after_break else None
+    nxt = words[i + 1].lower if i + 1 < len(words) and not words[i + 1].after_break else None
+    own = lexicon.table.zipf(lower) or lexicon.near_misses.zipf(lower)
+    for candidate in lexicon.neighbours(lower):
+        z = lexicon.table.zipf(candidate)
+        if z - own < NEAR_MISS_GAP:
+            break  # sorted by frequency
+        if candidate in FUNCTION_WORDS or z - own >= certain_gap:
+            return True  # ``fo``, ``nad``, ``Whiich``: a mistyped function word; ``explane``
+        if (prev is not None and lexicon.bigram(prev, candidate)) or (nxt is not None and lexicon.bigram(candidate, nxt)):
+            return True
+    return False
+
+
+def _name_particle(words: tuple[Word, ...], i: int) -> bool:
+    """A name particle (``de``, ``van``, ``wa``) inside a name: between a capitalised word (or
+    another particle) and a capitalised word that does not start a sentence."""
+    if words[i].lower not in NAME_PARTICLES or i + 1 >= len(words) or i == 0:
+        return False
+    following, before = words[i + 1], words[i - 1]
+    if following.after_break or following.sentence_start or not following.text[0].isupper():
+        return False
+    if before.text[0].isupper():
+        return True
+    return before.lower in NAME_PARTICLES and i >= 2 and words[i - 2].text[0].isupper()
+
+
+def _slip_of_common(lower: str, lexicon: Lexicon) -> bool:
+    """Whether ``lower`` is one keyboard slip (:mod:`gateway.refinement.keyboard`) from a far more
+    common word: ``frnace`` (France, two letters swapped), not ``sadio`` (radio: r and s are far apart)."""
+    for candidate in lexicon.neighbours(lower):
+        if lexicon.table.zipf(candidate) < NAME_NEAR_MISS_ZIPF:
+            break
+        if lower in slips(candidate):
+            return True
+    return False
+
+
+def _slip_of(lower: str, lexicon: Lexicon, among: frozenset[str]) -> bool:
+    """Whether ``lower`` is one keyboard slip from a word in ``among``."""
+    return any(candidate in among and lower in slips(candidate) for candidate in lexicon.neighbours(lower))
+
+
+def doubled_word(words: tuple[Word, ...]) -> str | None:
+    """The first word written twice in a row (``the the``), if any."""
+    previous = ""
+    for word in words:
+        lower = word.lower
+        if lower == previous and not word.after_break and lower not in _DOUBLE_OK:
+            return word.text
+        previous = lower
+    return None

@@ -35,7 +35,9 @@ def clean_output(text: str) -> str:
 
 def judge_rewrite(original: str, result: StageResult, config: RefinementConfig) -> StageVerdict:
     """Accept or reject a cleaner/paraphraser rewrite against the original."""
-    base = StageVerdict(result.role, result.output, False, latency_ms=result.latency_ms, error=result.error)
+    base = StageVerdict(
+        result.role, result.output, False, latency_ms=result.latency_ms, error=result.error, fallback_from=result.fallback_from
+    )
     if result.error is not None:
         return _with(base, reason="error")
     text = clean_output(result.output or "")
@@ -62,7 +64,9 @@ def judge_description(
     original: str, result: StageResult, config: RefinementConfig, vocabulary: Container[str]
 ) -> StageVerdict:
     """Accept a description that is language, not empty and not the prompt echoed back."""
-    base = StageVerdict(result.role, result.output, False, latency_ms=result.latency_ms, error=result.error)
+    base = StageVerdict(
+        result.role, result.output, False, latency_ms=result.latency_ms, error=result.error, fallback_from=result.fallback_from
+    )
     if result.error is not None:
         return _with(base, reason="error")
     text = trim_description(result.output or "", config.describer.max_facts, config.describer.max_tokens)

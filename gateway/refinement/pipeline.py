@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Container, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.config.models import RefinementConfig, Role
 from gateway.refinement.gate import GateDecision, decide
+from gateway.refinement.lexicon import Lexicon
 from gateway.refinement.merge import merge
 from gateway.refinement.results import MergeResult, StageResult
 from gateway.refinement.stages import StageBackend
@@ -46,7 +47,7 @@ class RefinementOutcome:
             "description": self.description,
             "refinement": self.header,
             "refine_ms": round(self.elapsed_ms, 2),
-            "gate": None if self.gate is None else {"refine": self.gate.refine, "reason": self.gate.reason},
+            "gate": None if self.gate is None else self.gate.as_dict(),
             "stages": stages,
         }
 
@@ -73,7 +74,7 @@ class Refiner:
         self,
         config: RefinementConfig,
         backends: Mapping[Role, StageBackend],
-        vocabulary: Container[str],
+        vocabulary: Lexicon,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.config = config
@@ -96,11 +97,15 @@ class Refiner:
         *,
         use_gate: bool = True,
         headers: dict[str, str] | None = None,
+        mode: str = "apply",
     ) -> RefinementOutcome:
-        """Refine ``text``; never raises for stage trouble (falls back to the original)."""
+        """Refine ``text``; never raises for stage trouble (falls back to the original).
+
+        ``mode`` (``apply``/``shadow``) only labels the metrics and the span.
+        """
         with self.telemetry.refinement() as observed:  # `refine` span (tracing on) + metrics
             outcome = await self._refine(text, requested, use_gate=use_gate, headers=headers)
-            observed.done(outcome, self.stages_for(requested))
+            observed.done(outcome, self.stages_for(requested), mode)
         return outcome
 
     async def _refine(

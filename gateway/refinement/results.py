@@ -16,6 +16,8 @@ class StageResult:
     output: str | None = None
     error: str | None = None
     latency_ms: float = 0.0
+    fallback_from: str | None = None
+    """The adapter's error when the built-in cleaner answered in its place."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +32,11 @@ class StageVerdict:
     length_ratio: float | None = None
     latency_ms: float = 0.0
     error: str | None = None
+    fallback_from: str | None = None
+    """The adapter's error when the built-in cleaner answered in its place."""
 
     def as_dict(self) -> dict[str, Any]:
+        extra = {"fallback_from": self.fallback_from} if self.fallback_from else {}
         return {
             "output": self.output,
             "accepted": self.accepted,
@@ -40,6 +45,7 @@ class StageVerdict:
             "length_ratio": self.length_ratio,
             "latency_ms": round(self.latency_ms, 2),
             "error": self.error,
+            **extra,
         }
 
 

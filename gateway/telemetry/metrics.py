@@ -1,8 +1,8 @@
 """Prometheus metrics (``GET /metrics``), in a registry of the app's own (no process globals).
 
 Labels are bounded: ``route`` is the matched route template, ``model`` a configured target name
-(or ``-``), ``status`` the HTTP status, ``stage`` one of the three roles, ``outcome``/``reason``
-small fixed sets.
+(or ``-``), ``status`` the HTTP status, ``stage`` one of the three roles, ``mode`` ``apply`` or
+``shadow``, ``outcome``/``reason``/``result`` small fixed sets.
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 # Refinement and stage latency: bounded by the refinement deadline (seconds).
 STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 TTFB_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+# Drift of a stage's output against the original (0 = same text, 1 = nothing in common); 0.18 is
+# the default rewrite bound, so the buckets are dense around it.
+DRIFT_BUCKETS = (0.02, 0.05, 0.1, 0.15, 0.18, 0.25, 0.35, 0.5, 0.75, 1.0)
+# Refinement's share of the time to the first response byte (0..1).
+SHARE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 STAGE_OUTCOMES = ("accepted", "rejected_drift", "rejected_other", "error", "timeout", "skipped")
 
@@ -170,6 +176,28 @@ class Metrics:
         self.gate_decisions = _Counter(
             "mpr_skip_gate_decisions", "Skip-gate decisions: decision=skip|refine with the gate's reason", ("decision", "reason")
         )
+        self.stage_drift = _Histogram(
+            "mpr_stage_drift",
+            "Drift of a stage's output against the original prompt (0 = same text, 1 = nothing in common), by stage and mode",
+            ("stage", "mode"),
+            DRIFT_BUCKETS,
+        )
+        self.description_outcomes = _Counter(
+            "mpr_description_outcomes",
+            "What became of the describer's output: accepted, echo, gibberish, empty, error; by mode",
+            ("outcome", "mode"),
+        )
+        self.refinement_ttfb_share = _Histogram(
+            "mpr_refinement_ttfb_share",
+            "Apply-mode chat requests with refinement on: refinement wall time / time to the first response byte",
+            ("model",),
+            SHARE_BUCKETS,
+        )
+        self.shadow_refinements = _Counter(
+            "mpr_shadow_refinements",
+            "Shadow-mode refinements, by what applying them would have done: changed, unchanged, skipped, failed",
+            ("result",),
+        )
         self._in_flight: dict[str, _InFlight] = {}
         self._pools = _PoolCollector()
         r.register(self._pools)  # type: ignore[arg-type]
@@ -192,6 +220,10 @@ class Metrics:
         yield self.stage_duration.family()
         yield self.stage_outcomes.family()
         yield self.gate_decisions.family()
+        yield self.stage_drift.family()
+        yield self.description_outcomes.family()
+        yield self.refinement_ttfb_share.family()
+        yield self.shadow_refinements.family()
 
     # -- sources --------------------------------------------------------------------------
     def watch_pools(self, source: PoolSource) -> None:
@@ -227,6 +259,19 @@ class Metrics:
 
     def refinement(self, result: str, seconds: float) -> None:
         self.refinement_duration.observe(self.refinement_duration.child((result,)), seconds)
+
+    def stage_drift_value(self, stage: str, mode: str, drift: float) -> None:
+        self.stage_drift.observe(self.stage_drift.child((stage, mode)), drift)
+
+    def description_outcome(self, outcome: str, mode: str) -> None:
+        self.description_outcomes.inc((outcome, mode))
+
+    def refinement_share(self, model: str, share: float) -> None:
+        """``refine_s / ttfb_s`` of one request, clamped to [0, 1]."""
+        self.refinement_ttfb_share.observe(self.refinement_ttfb_share.child((model,)), min(1.0, max(0.0, share)))
+
+    def shadow_refinement(self, result: str) -> None:
+        self.shadow_refinements.inc((result,))
 
     # -- exposition -----------------------------------------------------------------------
     def render(self) -> bytes:

@@ -1,4 +1,5 @@
-"""Per-request ASGI middleware: request id, in-flight gauge, request metrics, TTFB, access log.
+"""Per-request ASGI middleware: request id, in-flight gauge, request metrics, TTFB (and the
+refinement's share of it), access log.
 
 The request id goes back in `x-request-id` unless the response already carries one (a target's
 own id, relayed: the OpenAI SDK surfaces it as `_request_id`).
@@ -6,7 +7,8 @@ own id, relayed: the OpenAI SDK surfaces it as `_request_id`).
 Runs inside Litestar's route stack (after routing, so the route template is known) and inside
 the OpenTelemetry SERVER span when tracing is on (it renames that span ``{method} {route}``).
 The chat handler puts the request's model in ``scope["mpr_model"]`` (a configured target name,
-so label values stay bounded).
+so label values stay bounded) and, in apply mode, the refinement's wall time in
+``scope["mpr_refine_s"]``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from gateway.telemetry import genai as A
 from gateway.telemetry.logcontext import REQUEST_ID, accept_request_id
 
 if TYPE_CHECKING:
-    from gateway.telemetry.core import Telemetry
+    from gateway.telemetry.facade import Telemetry
 
 access_log = AccessLog("gateway.access")
 
 MODEL_KEY = "mpr_model"
+REFINE_KEY = "mpr_refine_s"  # apply-mode refinement wall time (s), set by the chat handler
 _REQUEST_ID = b"x-request-id"
 _REFINEMENT = b"x-mpr-refinement"
 _CONTENT_TYPE = b"content-type"
@@ -33,13 +36,14 @@ _SSE = b"text/event-stream"
 
 
 class _Response:
-    __slots__ = ("status", "refinement", "stream", "first_byte")
+    __slots__ = ("status", "refinement", "stream", "first_byte", "refine_s")
 
     def __init__(self) -> None:
         self.status = 0
         self.refinement: bytes | None = None
         self.stream = False
         self.first_byte = False
+        self.refine_s: float | None = None
 
 
 class TelemetryMiddleware:
@@ -95,15 +99,21 @@ class TelemetryMiddleware:
                         has_id = True  # the target's own id is relayed: keep it, add none
                 if not has_id:
                     message["headers"] = [*headers, id_header]
+                info.refine_s = scope.get(REFINE_KEY)
                 if span is not None:
                     if info.refinement is not None:
                         span.set_attribute(A.REFINEMENT, info.refinement.decode("latin-1"))
                     model = scope.get(MODEL_KEY)
                     if model:
                         span.set_attribute(A.TARGET, model)
-            elif info.stream and not info.first_byte and kind == "http.response.body" and message.get("body"):
+            elif (info.stream or info.refine_s is not None) and not info.first_byte and kind == "http.response.body" and message.get("body"):
                 info.first_byte = True
-                metrics.observe_ttfb(scope.get(MODEL_KEY) or "-", time.perf_counter() - started)
+                ttfb = time.perf_counter() - started
+                label = scope.get(MODEL_KEY) or "-"
+                if info.stream:
+                    metrics.observe_ttfb(label, ttfb)
+                if info.refine_s is not None:
+                    metrics.refinement_share(label, info.refine_s / ttfb)
             await send(message)
 
         try:

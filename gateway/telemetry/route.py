@@ -5,7 +5,7 @@ from typing import Any, Callable, Optional
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 
-from gateway.telemetry.core import Telemetry
+from gateway.telemetry.facade import Telemetry
 from gateway.telemetry.metrics import CONTENT_TYPE
 
 

@@ -110,7 +110,7 @@ def test_demo_answers_through_the_sdk_with_the_corrected_prompt(demo: DemoProces
     with openai.OpenAI(base_url=demo.url + "/v1", api_key="anything", max_retries=0, timeout=10) as client:
         (model,) = [m.id for m in client.models.list()]
         raw = client.chat.completions.with_raw_response.create(
-            model=model, messages=[{"role": "user", "content": "what is the captial of frane?"}]
+            model=model, messages=[{"role": "user", "content": "what is the captial of frnace?"}]
         )
         answer = raw.parse().choices[0].message.content or ""
         assert raw.headers["x-mpr-refinement"] == "cleaner"

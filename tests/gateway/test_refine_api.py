@@ -44,7 +44,7 @@ def test_refine_returns_the_refined_prompt_and_details(http: httpx.Client, fake:
     assert data["refined"] == PARAPHRASED
     assert data["description"] == DESCRIBED
     assert data["refinement"] == "describer,paraphraser"
-    assert data["gate"] == {"refine": True, "reason": "unknown_words"}
+    assert data["gate"] == {"refine": True, "reason": "unknown_words", "tokens": ["captial", "frane"]}
     for role, output in (("cleaner", CLEANED), ("describer", DESCRIBED), ("paraphraser", PARAPHRASED)):
         stage = data["stages"][role]
         assert stage["output"] == output and stage["accepted"] is True and stage["error"] is None

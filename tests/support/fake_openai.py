@@ -55,6 +55,7 @@ class Recorded:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float
+    raw: bytes = b""  # the request body as received
 
 
 class FakeOpenAI:
@@ -105,7 +106,7 @@ class FakeOpenAI:
             return web.json_response({"error": {"message": "bad json"}}, status=400)
         model = str(body.get("model"))
         with self._lock:
-            self.requests.append(Recorded(request.path, dict(request.headers), body, time.monotonic()))
+            self.requests.append(Recorded(request.path, dict(request.headers), body, time.monotonic(), raw))
         behaviour = self.behaviours.get(model, self.default)
         self.in_flight += 1
         try:

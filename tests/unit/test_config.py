@@ -107,3 +107,52 @@ def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["check-config", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "targets[0].endpoints[0]" in err and "server.port" in err
+
+
+# -- shadow mode and the audit log -----------------------------------------------------------------
+
+
+def test_refinement_mode_defaults_and_overrides(tmp_path: Path) -> None:
+    config = parse_config(minimal(), base_dir=tmp_path, env={})
+    assert config.refinement.mode == "apply" and config.targets[0].refinement_mode is None
+    data = minimal(refinement={"mode": "shadow"})
+    data["targets"][0]["refinement_mode"] = "apply"  # type: ignore[index]
+    config = parse_config(data, base_dir=tmp_path, env={})
+    assert config.refinement.mode == "shadow" and config.targets[0].refinement_mode == "apply"
+
+
+@pytest.mark.parametrize(
+    ("data", "path_fragment"),
+    [
+        (minimal(refinement={"mode": "dry-run"}), "refinement.mode"),
+        ({"targets": [{"name": "m", "endpoints": ["http://a:1/v1"], "refinement_mode": "sometimes"}]}, "targets[0].refinement_mode"),
+        (minimal(telemetry={"audit_sample_rate": 1.5, "capture_prompts": True}), "telemetry.audit_sample_rate"),
+        (minimal(telemetry={"audit_sample_rate": -0.1, "capture_prompts": True}), "telemetry.audit_sample_rate"),
+    ],
+)
+def test_bad_mode_and_audit_values_name_the_key(tmp_path: Path, data: dict[str, object], path_fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, base_dir=tmp_path, env={})
+    assert any(p.startswith(path_fragment) for p, _ in info.value.errors), info.value.errors
+
+
+def test_audit_without_capture_prompts_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = minimal(telemetry={"audit_sample_rate": 0.5})
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, base_dir=tmp_path, env={})
+    ((path, message),) = info.value.errors
+    assert path == "telemetry"
+    assert "capture_prompts" in message and "user data" in message
+    assert main(["check-config", str(write(tmp_path, data))]) == 1
+    assert "capture_prompts" in capsys.readouterr().err
+    # opted in: valid, and a relative audit path resolves against the config's directory
+    config = parse_config(minimal(telemetry={"audit_sample_rate": 0.5, "capture_prompts": True, "audit_path": "audit.jsonl"}), base_dir=tmp_path, env={})
+    assert config.telemetry.audit_path == tmp_path / "audit.jsonl"
+    assert parse_config(minimal(), base_dir=tmp_path, env={}).telemetry.audit_sample_rate == 0
+
+
+def test_audit_path_needs_an_existing_directory(tmp_path: Path) -> None:
+    data = minimal(telemetry={"audit_sample_rate": 1, "capture_prompts": True, "audit_path": "no/such/dir/audit.jsonl"})
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, base_dir=tmp_path, env={})
+    assert info.value.errors[0][0] == "telemetry.audit_path"

@@ -4,7 +4,7 @@ import pytest
 
 from gateway.config.models import Role
 from gateway.errors import InvalidRequest
-from gateway.refinement.controls import RefineControls, parse_controls
+from gateway.refinement.controls import RefineControls, parse_controls, resolve_mode
 
 
 def headers(**values: str):  # type: ignore[no-untyped-def]
@@ -45,3 +45,49 @@ def test_bad_controls(hdrs: dict[str, str], body: object, param: str | None) -> 
     with pytest.raises(InvalidRequest) as info:
         parse_controls(hdrs.get, body)
     assert info.value.param == param
+
+
+# -- shadow mode ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "mode"), [("shadow", "shadow"), (" Apply ", "apply"), ("SHADOW", "shadow")])
+def test_mode_header(value: str, mode: str) -> None:
+    assert parse_controls(headers(x_mpr_mode=value), None).mode == mode
+
+
+def test_mode_defaults_to_none_and_body_wins() -> None:
+    assert parse_controls(headers(), None).mode is None
+    assert parse_controls(headers(x_mpr_mode="shadow"), {"mode": "apply"}).mode == "apply"
+    assert parse_controls(headers(x_mpr_mode="apply"), {"mode": "shadow"}).mode == "shadow"
+
+
+@pytest.mark.parametrize(
+    ("hdrs", "body", "param"),
+    [
+        ({"x-mpr-mode": "dry-run"}, None, "x-mpr-mode"),
+        ({"x-mpr-mode": ""}, None, "x-mpr-mode"),
+        ({}, {"mode": "sometimes"}, "mpr.mode"),
+        ({}, {"mode": True}, "mpr.mode"),
+        ({"x-mpr-mode": "shadow"}, {"mode": None}, "mpr.mode"),
+    ],
+)
+def test_bad_mode(hdrs: dict[str, str], body: object, param: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse_controls(hdrs.get, body)
+    assert info.value.param == param
+    assert "apply" in info.value.message and "shadow" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("requested", "target", "default", "expected"),
+    [
+        (None, None, "apply", "apply"),
+        (None, None, "shadow", "shadow"),
+        (None, "shadow", "apply", "shadow"),
+        (None, "apply", "shadow", "apply"),
+        ("apply", "shadow", "shadow", "apply"),
+        ("shadow", "apply", "apply", "shadow"),
+    ],
+)
+def test_resolve_mode_request_then_target_then_config(requested: str | None, target: str | None, default: str, expected: str) -> None:
+    assert resolve_mode(requested, target, default) == expected  # type: ignore[arg-type]

@@ -1,71 +1,123 @@
+"""The skip gate, by class of input: what real traffic holds must skip, typos must refine."""
+
 from __future__ import annotations
 
 import pytest
 
 from gateway.config.models import SkipGateConfig
-from gateway.refinement.dictionary import english_words
 from gateway.refinement.gate import decide
+from gateway.refinement.lexicon import lexicon
 
-VOCAB = english_words()
+LEXICON = lexicon()
 CONFIG = SkipGateConfig()
+
+
+def reason(prompt: str, config: SkipGateConfig = CONFIG) -> str:
+    return decide(prompt, LEXICON, config).reason
 
 
 @pytest.mark.parametrize(
     "prompt",
     [
+        # plain questions and instructions
         "What is the capital of France?",
         "Explain how a transformer model uses attention.",
-        "Summarise the main causes of the First World War in three bullet points.",
         "Don't use jargon; it's for my grandmother's newsletter.",
-        "Compare the HTTP and gRPC protocols for internal APIs.",
-        "Call the my_func helper with user_id 42 and explain the result.",
+        # lettered answer options and single letters
+        "Which gas do plants absorb? (A) oxygen (B) carbon dioxide (C) nitrogen (D) helium",
+        "What is the worst-case time complexity of quicksort?\nA) O(log n)\nB) O(n)\nC) O(n log n)",
+        "In math class (B) is the answer, and function (D) is wrong.",
+        # numbers with units, abbreviations
+        "Tamika runs 5 km every morning and 8 km on Saturdays; her bag weighs 2.5kg.",
+        "A ladder is 9 ft from the wall and 12 ft tall. Mr. Lee asks Dr. Osei for 250 mL at 3:45 p.m.",
+        # names, inside and at the start of sentences
+        "Benni has 12 apples and gives 5 to Niels. How many does Benni have left?",
+        "Tell me a bio of Nikola Tesla and Guido van Rossum.",
+        "Oluwaseun bought three notebooks for $4.50 each.",
+        # US and UK spellings and inflections
+        "Our neighborhood theater painted its colors and the neighbourhood theatre its colours.",
+        "She poured 3.5 liters of water, then 2 litres of juice, to organize and organise the party.",
+        # typographic apostrophes, quotes and accented letters
+        "She’s reading “The Trial” and Schrödinger’s letters to Søren in Kraków.",
+        # words a prompt is about are mentions, not typos
+        'Is "recieve" or "receive" the correct spelling?',
+        "Why is 'definately' so often written for 'definitely'?",
+        # code inside prose, identifiers, URLs
+        "Call the my_func helper with user_id 42 and explain `df.groupby('id').agg(sum)`.",
+        "Why does parse_config(path) raise a KeyError in my useEffect hook?",
         "See https://example.com/docs for details and explain them.",
+        # LaTeX and money
+        "Solve $x^2 + 3x = 10$ and simplify \\frac{1}{2} of the result.",
+        "Each cup costs her $0.35 to make, and she sells it for $1.25.",
+        # compounds and technical vocabulary
+        "How do I set up a backend and a frontend with microservices?",
     ],
 )
 def test_clean_prompts_skip(prompt: str) -> None:
-    decision = decide(prompt, VOCAB, CONFIG)
+    decision = decide(prompt, LEXICON, CONFIG)
     assert not decision.refine, decision
     assert decision.reason == "clean"
 
 
 @pytest.mark.parametrize(
-    ("prompt", "reason"),
+    "prompt",
     [
-        ("what is the captial of frane?", "unknown_words"),
-        ("pls explane recursoin", "unknown_words"),
-        ("What is the the capital of France?", "doubled_word"),
+        "Quelle est la capitale de la France et pourquoi est-elle si célèbre ?",
+        "¿Cuál es la diferencia entre el español de España y el de México?",
+        "Napisz krótki list motywacyjny na stanowisko młodszego programisty.",
+        "Was ist der Unterschied zwischen einem Prozess und einem Thread?",
     ],
 )
-def test_dirty_prompts_refine(prompt: str, reason: str) -> None:
-    decision = decide(prompt, VOCAB, CONFIG)
-    assert decision.refine
-    assert decision.reason == reason
+def test_other_languages_skip(prompt: str) -> None:
+    assert reason(prompt) == "non_english"
 
 
-def test_unknown_words_reported() -> None:
-    assert decide("the captial of frane", VOCAB, CONFIG).unknown_words == ("captial", "frane")
+@pytest.mark.parametrize(
+    ("prompt", "tokens"),
+    [
+        ("what is the captial of frane?", ("captial", "frane")),
+        ("pls explane recursoin", ("explane", "recursoin")),
+        ("Teh capital of France is Paris.", ("Teh",)),  # a sentence opener next to a common word
+        ("Hwo many moons does Mars have?", ("Hwo",)),
+        ("Tell me a bio fo Nikola Tesla.", ("fo",)),  # a two-letter typo
+        ("How many kilocalolries are in an apple?", ("kilocalolries",)),
+    ],
+)
+def test_typos_refine_and_say_which(prompt: str, tokens: tuple[str, ...]) -> None:
+    decision = decide(prompt, LEXICON, CONFIG)
+    assert decision.refine and decision.reason == "unknown_words"
+    assert decision.tokens == tokens
+    assert decision.as_dict() == {"refine": True, "reason": "unknown_words", "tokens": list(tokens)}
 
 
-def test_tolerance() -> None:
-    config = SkipGateConfig(max_unknown_words=1)
-    assert not decide("What is the captial of France?", VOCAB, config).refine
-    assert decide("What is the captial of Frnace?", VOCAB, config).refine
+def test_real_word_typo_found_from_context() -> None:
+    decision = decide("The elephant is much bigger tan the mouse.", LEXICON, CONFIG)
+    assert decision.refine and decision.reason == "real_word"
+    assert decision.tokens == ("tan→than",)
+    assert not decide("The elephant is much bigger tan the mouse.", LEXICON, SkipGateConfig(context_check=False)).refine
 
 
-def test_special_skips() -> None:
-    assert decide("   ", VOCAB, CONFIG).reason == "no_text"
-    assert decide("x" * (CONFIG.max_prompt_chars + 1), VOCAB, CONFIG).reason == "too_long"
-    assert decide("```python\nprint('hi')\n```", VOCAB, CONFIG).reason == "code"
-    assert decide("fix this: def foo(x): return x+1", VOCAB, CONFIG).reason == "code"
+def test_doubled_word_refines_but_not_across_punctuation() -> None:
+    assert reason("What is the the capital of France?") == "doubled_word"
+    assert reason("I said that that was fine.") == "clean"
+    assert reason("Evaluate: True and not not ( not False ) is") == "clean"
+    assert reason("Crossing (Tt × Tt) gives what ratio?") == "clean"
 
 
-def test_gate_disabled_always_refines_but_still_bounds_length() -> None:
-    config = SkipGateConfig(enabled=False)
-    assert decide("What is the capital of France?", VOCAB, config).refine
-    assert decide("y" * (config.max_prompt_chars + 1), VOCAB, config).reason == "too_long"
+def test_code_skips_but_code_in_prose_is_left_out() -> None:
+    assert reason("```python\nprint('hi')\n```") == "code"
+    assert reason("def foo(x):\n    return x + 1\n") == "code"
+    # the prose around a code block is still judged
+    assert reason("Why does this fial?\n```python\nprint('hi')\n```") == "unknown_words"
+    # a bracket puzzle is not code
+    assert reason("Complete the rest of the sequence, making sure that the parentheses are closed properly. Input: [ { ( < > ) }") == "clean"
 
 
-def test_dictionary_is_the_bundled_resource() -> None:
-    assert len(VOCAB) > 80_000
-    assert "capital" in VOCAB and "France" in VOCAB
-    assert "captial" not in VOCAB
+def test_tolerance_and_switches() -> None:
+    assert not decide("What is the captial of France?", LEXICON, SkipGateConfig(max_unknown_words=1)).refine
+    assert decide("What is the captial of Frnace?", LEXICON, SkipGateConfig(max_unknown_words=1)).refine
+    assert reason("   ") == "no_text"
+    assert reason("x" * (CONFIG.max_prompt_chars + 1)) == "too_long"
+    off = SkipGateConfig(enabled=False)
+    assert decide("What is the capital of France?", LEXICON, off).reason == "gate_off"
+    assert decide("y" * (off.max_prompt_chars + 1), LEXICON, off).reason == "too_long"
