@@ -18,7 +18,7 @@ from gateway.config import GatewayConfig, Role
 from gateway.disconnect import ClientDisconnected
 from gateway.endpoints.chat import ChatCompletions
 from gateway.endpoints.common import authorize
-from gateway.endpoints.fast import ChatFastPath
+from gateway.endpoints.fast import FastPath, Serving
 from gateway.endpoints.refine import refine as refine_prompt
 from gateway.errors import (
     GatewayError,
@@ -161,13 +161,19 @@ def create_app(
     return app
 
 
-def _install_fast_path(app: Litestar, runtime: Runtime) -> None:
-    """Serve ``POST /v1/chat/completions`` with :class:`ChatFastPath` in front of the router:
-    inside the OpenTelemetry SERVER span when tracing is on, wrapped in the telemetry middleware."""
-    telemetry = runtime.telemetry
+def fast_routes(runtime: Runtime) -> dict[str, Serving]:
+    """The proxied routes the fast path serves: path → the endpoint's serving object."""
+    return {"/v1/chat/completions": ChatCompletions(runtime)}
 
-    def fast(inner: Any) -> ChatFastPath:
-        return ChatFastPath(inner, runtime, ChatCompletions(runtime), wrap=lambda h: TelemetryMiddleware(h, telemetry))
+
+def _install_fast_path(app: Litestar, runtime: Runtime) -> None:
+    """Serve the :func:`fast_routes` with :class:`FastPath` in front of the router: inside the
+    OpenTelemetry SERVER span when tracing is on, wrapped in the telemetry middleware."""
+    telemetry = runtime.telemetry
+    routes = fast_routes(runtime)
+
+    def fast(inner: Any) -> FastPath:
+        return FastPath(inner, runtime, routes, wrap=lambda h: TelemetryMiddleware(h, telemetry))
 
     handler = app.asgi_handler
     otel = getattr(handler, "open_telemetry_middleware", None)  # the Litestar OpenTelemetry plugin

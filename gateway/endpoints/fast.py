@@ -1,8 +1,10 @@
-"""A raw-ASGI fast path for ``POST /v1/chat/completions`` in front of Litestar's router.
+"""A raw-ASGI fast path for the proxied ``POST`` routes, in front of Litestar's router.
 
 Litestar's routing, handler signature parsing, ``Request``/``Response`` objects and exception
-middleware cost about as much CPU as the whole pass-through; this path serves the one hot route
-with plain ASGI and the same answers, byte for byte: body read with the ``max_body_bytes`` 413
+middleware cost about as much CPU as the whole pass-through; this path serves the hot routes —
+one table, path → serving object (:class:`Serving`: ``ChatCompletions`` and the other endpoints'
+classes, whose ``process()`` the Litestar routes share) — with plain ASGI and the same answers,
+byte for byte: body read with the ``max_body_bytes`` 413
 check, headers from the scope in one pass, OpenAI-shaped errors (the same handlers' output),
 disconnect cancellation, and the SSE relay with a disconnect watcher. Everything else (other
 routes, other methods: 405 in OpenAI shape) goes to Litestar unchanged.
@@ -15,19 +17,25 @@ Litestar route does.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import msgspec
 
 from gateway.disconnect import ClientDisconnected, DisconnectWatch
-from gateway.endpoints.chat import ChatCompletions
+from gateway.endpoints.chat import Reply
 from gateway.endpoints.common import admit
 from gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge, error_body, error_payload
 from gateway.runtime import Runtime
 
 log = logging.getLogger("gateway.app")
 
-PATH = "/v1/chat/completions"
+class Serving(Protocol):
+    """One endpoint's serving logic: an authorized request's body → (status, headers, body or SSE
+    byte iterator, media type); errors raise :class:`GatewayError` / :class:`ClientDisconnected`."""
+
+    async def process(self, raw: bytes, header: Callable[[str], str | None], scope: Any, receive: Any) -> Reply: ...
+
 _JSON = b"application/json"
 _CONTENT_TYPE = b"content-type"
 _CONTENT_LENGTH = b"content-length"
@@ -69,21 +77,22 @@ async def _send_bytes(send: Any, status: int, headers: dict[str, str], body: byt
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-class ChatFastPath:
-    """ASGI: ``POST /v1/chat/completions`` served here, everything else by ``app``."""
+class FastPath:
+    """ASGI: ``POST`` to a path of ``routes`` served here by its :class:`Serving`, everything else
+    by ``app``."""
 
-    __slots__ = ("app", "chat", "runtime", "max_body", "handler")
+    __slots__ = ("app", "routes", "runtime", "max_body", "handler")
 
-    def __init__(self, app: Any, runtime: Runtime, chat: ChatCompletions, wrap: Any = None) -> None:
+    def __init__(self, app: Any, runtime: Runtime, routes: Mapping[str, Serving], wrap: Any = None) -> None:
         self.app = app
         self.runtime = runtime
-        self.chat = chat
+        self.routes = dict(routes)
         self.max_body = runtime.config.server.max_body_bytes or float("inf")
         self.handler = wrap(self._serve) if wrap is not None else self._serve  # TelemetryMiddleware
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST":
-            scope["path_template"] = PATH
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.routes:
+            scope["path_template"] = scope["path"]
             await self.handler(scope, receive, send)
         else:
             await self.app(scope, receive, send)
@@ -115,7 +124,8 @@ class ChatFastPath:
         client = scope.get("client")
         admit(self.runtime, headers.get("authorization"), client[0] if client else "anonymous")
         raw = await self._body(headers.get("content-length"), receive)
-        status, out_headers, content, media_type = await self.chat.process(raw, headers.get, scope, receive)
+        serving = self.routes[scope["path"]]
+        status, out_headers, content, media_type = await serving.process(raw, headers.get, scope, receive)
         if isinstance(content, bytes):
             await _send_bytes(send, status, out_headers, content, media_type)
             return

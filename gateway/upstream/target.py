@@ -65,8 +65,10 @@ class TargetClient:
         if key:
             self._base_headers["authorization"] = f"Bearer {key}"
 
-    async def send(self, body: bytes, *, stream: bool, extra_headers: dict[str, str] | None = None) -> TargetReply:
-        """POST ``/chat/completions``; streaming replies come back open (call ``finish``)."""
+    async def send(
+        self, body: bytes, *, stream: bool, extra_headers: dict[str, str] | None = None, path: str = "/chat/completions"
+    ) -> TargetReply:
+        """POST ``path`` (under the endpoint's ``/v1``); streaming replies come back open (call ``finish``)."""
         headers = {**self._base_headers, **extra_headers} if extra_headers else self._base_headers
         tried: list[Endpoint] = []
         last_error = reason = "no endpoint configured"  # last_error (with URLs) for /ready, reason for the client
@@ -82,7 +84,7 @@ class TargetClient:
             response: aiohttp.ClientResponse | None = None
             try:
                 response = await self.session.post(
-                    endpoint.url + "/chat/completions", data=body, headers=headers, timeout=self._timeout
+                    endpoint.url + path, data=body, headers=headers, timeout=self._timeout
                 )
                 if stream and response.status == 200:
                     self.pool.mark_success(endpoint)
