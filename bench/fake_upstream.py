@@ -1,7 +1,8 @@
 """A fast fake OpenAI-compatible upstream for benchmarks (raw asyncio + uvloop + httptools).
 
 It answers ``POST /v1/chat/completions`` with a fixed chat completion, or with ~20 SSE chunks and
-``[DONE]`` when ``"stream": true``; ``GET /v1/models`` and ``GET /health`` answer too. Behaviour is
+``[DONE]`` when ``"stream": true``; ``POST /v1/responses`` with a fixed Response (not streamed);
+``GET /v1/models`` and ``GET /health`` answer too. Behaviour is
 chosen by the request's ``model`` name so a gateway config alone can drive it:
 
 * ``<anything>-d<ms>``   -- answer after ``ms`` milliseconds (e.g. ``cleaner-d50``).
@@ -53,6 +54,17 @@ def _http(status: str, body: bytes, ctype: bytes = b"application/json") -> bytes
         b"HTTP/1.1 " + status.encode() + b"\r\ncontent-type: " + ctype
         + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\nconnection: keep-alive\r\n\r\n" + body
     )
+
+
+RESPONSE = _json.encode({
+    "id": "resp_bench", "object": "response", "created_at": CREATED, "status": "completed", "model": "bench-model",
+    "output": [{"type": "message", "id": "msg_bench", "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": ANSWER, "annotations": []}]}],
+    "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "error": None, "incomplete_details": None,
+    "instructions": None, "metadata": {}, "temperature": 1.0, "top_p": 1.0,
+    "usage": {"input_tokens": 12, "output_tokens": 20, "total_tokens": 32,
+              "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
+})
 
 
 def _completion(model: str, content: str) -> bytes:
@@ -141,6 +153,7 @@ MODELS = _http("200 OK", _json.encode({"object": "list", "data": [
 HEALTH = _http("200 OK", b"{}")
 NOT_FOUND = _http("404 Not Found", b'{"error":{"message":"not found","type":"invalid_request_error","param":null,"code":null}}')
 BAD = _http("400 Bad Request", b'{"error":{"message":"bad json","type":"invalid_request_error","param":null,"code":null}}')
+RESPONSES = _http("200 OK", RESPONSE)
 
 
 class Conn(asyncio.Protocol):
@@ -184,6 +197,8 @@ class Conn(asyncio.Protocol):
         url = self.url.split(b"?", 1)[0]
         if method == b"POST" and url.endswith(b"/chat/completions"):
             self._chat(b"".join(self.body))
+        elif method == b"POST" and url.endswith(b"/responses"):
+            self._send(RESPONSES)
         elif url.endswith(b"/models"):
             self._send(MODELS)
         elif url in (b"/health", b"/v1/health", b"/ready"):

@@ -168,6 +168,10 @@ def body(model: str, prompt: str, stream: bool = False) -> bytes:
     return json.dumps(doc).encode()
 
 
+def responses_body(model: str, prompt: str) -> bytes:
+    return json.dumps({"model": model, "input": prompt, "max_output_tokens": 64}).encode()
+
+
 def start_upstream() -> Proc:
     p = Proc("upstream", [str(VENV_PY), str(BENCH / "fake_upstream.py"), "--port", str(PORTS["upstream"])], DRIVER_CORE)
     wait_http(f"http://127.0.0.1:{PORTS['upstream']}/health", p)
@@ -371,8 +375,8 @@ class Bench:
         return json.loads(m.group(1))
 
     def overhead_point(self, system: str, scenario: str, proc: Proc | None, port: int, payload: bytes,
-                       conc: int, dur: float | None = None) -> Row:
-        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+                       conc: int, dur: float | None = None, path: str = "/v1/chat/completions") -> Row:
+        url = f"http://127.0.0.1:{port}{path}"
         self.wrk(url, payload, conc, self.warm)  # warm-up, discarded
         with Meter(self, proc) as m:
             r = self.wrk(url, payload, conc, dur or self.dur)
@@ -515,7 +519,15 @@ class Bench:
                     samples.setdefault(label, []).append(row)
             for label, rows in samples.items():
                 self.add(self.best_of(rows))
-        if "gateway" in procs:
+        if "gateway" in procs:  # the Responses API next to chat (refinement off: the proxy path alone)
+            for conc in self.concs:
+                for system, label, proc, port, model in (
+                    ("upstream", "responses: direct (fake upstream)", up, PORTS["upstream"], "bench-model"),
+                    ("gateway", "responses: refinement off", procs["gateway"], PORTS["gateway"], "bench-off"),
+                ):
+                    rows = [self.quiet(self.overhead_point, system, label, proc, port, responses_body(model, CLEAN), conc,
+                                       None, "/v1/responses") for _ in range(self.repeat)]
+                    self.add(self.best_of(rows))
             for conc in self.concs:  # latency-bound (3 x 50 ms): one pass is enough
                 self.add(self.quiet(self.overhead_point, "gateway", "refine on, 3 stages x 50 ms", procs["gateway"],
                                     PORTS["gateway"], body("bench-refine", TYPOS), conc))

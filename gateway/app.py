@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
-from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, delete, get, post
 from litestar.exceptions import HTTPException
 from litestar.response import Stream
 from litestar.types import ControllerRouterHandler
@@ -18,8 +18,11 @@ from gateway.config import GatewayConfig, Role
 from gateway.disconnect import ClientDisconnected
 from gateway.endpoints.chat import ChatCompletions
 from gateway.endpoints.common import authorize
-from gateway.endpoints.fast import FastPath, Serving
+from gateway.endpoints.completions import Completions
+from gateway.endpoints.fast import FastPath, Serving, error_headers_of
+from gateway.endpoints.passthrough import PassThrough
 from gateway.endpoints.refine import refine as refine_prompt
+from gateway.endpoints.responses import Responses
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
@@ -39,8 +42,15 @@ log = logging.getLogger("gateway.app")
 _CREATED = int(time.time())
 
 
-def _gateway_error(_: Request[Any, Any, Any], exc: GatewayError) -> Response[bytes]:
-    return Response(error_body(exc), status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON)
+def _route_error_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """The headers a proxied route's errors carry (chat: ``x-mpr-refinement: off``); none elsewhere."""
+    table: Mapping[str, Mapping[str, str]] = getattr(request.app.state, "route_error_headers", None) or {}
+    return dict(table.get(request.scope["path"], {}))
+
+
+def _gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[bytes]:
+    headers = {**_route_error_headers(request), **exc.headers}  # raised after refinement: its real values
+    return Response(error_body(exc), status_code=exc.status_code, headers=headers, media_type=MediaType.JSON)
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -68,6 +78,7 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     return Response(
         msgspec.json.encode(error_payload("The gateway hit an internal error.", "server_error", "internal_error")),
         status_code=500,
+        headers=_route_error_headers(request),
         media_type=MediaType.JSON,
     )
 
@@ -84,6 +95,38 @@ def build_routes(runtime: Runtime) -> list[ControllerRouterHandler]:
     @post("/v1/chat/completions", status_code=200)
     async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
         return await chat.handle(request)
+
+    completions_serving, embeddings_serving = Completions(runtime), embeddings(runtime)
+
+    @post("/v1/completions", status_code=200)
+    async def completions(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+        return await completions_serving.handle(request)
+
+    @post("/v1/embeddings", status_code=200)
+    async def create_embeddings(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+        return await embeddings_serving.handle(request)
+
+    responses = Responses(runtime)  # shares the fast path's response id → target index
+
+    @post("/v1/responses", status_code=200)
+    async def create_response(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+        return await responses.handle(request)
+
+    @get("/v1/responses/{response_id:str}")
+    async def get_response(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
+        return await responses.by_id(request, response_id, "GET")
+
+    @get("/v1/responses/{response_id:str}/input_items")
+    async def response_input_items(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
+        return await responses.by_id(request, response_id, "GET", "/input_items")
+
+    @post("/v1/responses/{response_id:str}/cancel", status_code=200)
+    async def cancel_response(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
+        return await responses.by_id(request, response_id, "POST", "/cancel")
+
+    @delete("/v1/responses/{response_id:str}", status_code=200)
+    async def delete_response(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
+        return await responses.by_id(request, response_id, "DELETE")
 
     @post("/v1/refine", status_code=200)
     async def refine(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -117,7 +160,8 @@ def build_routes(runtime: Runtime) -> list[ControllerRouterHandler]:
         is_ready, body = runtime.readiness()
         return _json(body, 200 if is_ready else 503)
 
-    return [chat_completions, refine, models, model, health, ready]
+    by_id = [get_response, response_input_items, cancel_response, delete_response]
+    return [chat_completions, completions, create_embeddings, create_response, *by_id, refine, models, model, health, ready]
 
 
 def create_app(
@@ -157,13 +201,30 @@ def create_app(
         logging_config=None,
     )
     app.state.runtime = runtime
+    app.state.route_error_headers = {
+        path: dict(headers)
+        for path, serving in fast_routes(runtime).items()
+        if "*" not in path and (headers := error_headers_of(serving))  # exact paths: other methods' 405s
+    }
     _install_fast_path(app, runtime)
     return app
 
 
 def fast_routes(runtime: Runtime) -> dict[str, Serving]:
-    """The proxied routes the fast path serves: path → the endpoint's serving object."""
-    return {"/v1/chat/completions": ChatCompletions(runtime)}
+    """The proxied routes the fast path serves: path → the endpoint's serving object. ``/v1/*`` is
+    the fallback: every other ``POST /v1/…`` that no Litestar route takes, passed through by model."""
+    return {
+        "/v1/chat/completions": ChatCompletions(runtime),
+        "/v1/completions": Completions(runtime),
+        "/v1/embeddings": embeddings(runtime),
+        "/v1/responses": Responses(runtime),
+        "/v1/*": PassThrough(runtime),
+    }
+
+
+def embeddings(runtime: Runtime) -> PassThrough:
+    """``POST /v1/embeddings``: never refined, passed through to the target's ``/embeddings``."""
+    return PassThrough(runtime, "/embeddings", "embeddings")
 
 
 def _install_fast_path(app: Litestar, runtime: Runtime) -> None:
@@ -171,9 +232,10 @@ def _install_fast_path(app: Litestar, runtime: Runtime) -> None:
     OpenTelemetry SERVER span when tracing is on, wrapped in the telemetry middleware."""
     telemetry = runtime.telemetry
     routes = fast_routes(runtime)
+    reserved = [route.path for route in app.routes]  # Litestar's own: never taken by the `/v1/*` fallback
 
     def fast(inner: Any) -> FastPath:
-        return FastPath(inner, runtime, routes, wrap=lambda h: TelemetryMiddleware(h, telemetry))
+        return FastPath(inner, runtime, routes, wrap=lambda h: TelemetryMiddleware(h, telemetry), reserved=reserved)
 
     handler = app.asgi_handler
     otel = getattr(handler, "open_telemetry_middleware", None)  # the Litestar OpenTelemetry plugin

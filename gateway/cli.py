@@ -95,7 +95,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.app import create_app
     from gateway.config import Role
-    from gateway.demo import DEMO_MODEL, SpellingCleaner, demo_config, echo_completions
+    from gateway.demo import DEMO_MODEL, demo_config, echo_completions
+    from gateway.refinement.spelling import SpellingCleaner
 
     _setup_logging("INFO")
     log = logging.getLogger("gateway.demo")

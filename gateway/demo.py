@@ -16,9 +16,8 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.response import Stream
 
-from gateway.config import GatewayConfig, Role
+from gateway.config import GatewayConfig
 from gateway.config.loader import parse_config
-from gateway.refinement.spelling import SpellingCleaner
 
 ECHO_PREFIX = "/_demo/echo/v1"
 DEMO_MODEL = "demo-echo"

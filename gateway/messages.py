@@ -69,13 +69,15 @@ def find_prompt(messages: list[dict[str, Any]]) -> PromptSlot | None:
     return None
 
 
-def _replace_text(content: Any, new_text: str) -> Any:
+def replace_text(content: Any, new_text: str, part_type: str = "text") -> Any:
+    """``content`` (a string, or a list of parts) with its text replaced by ``new_text``: the first
+    ``part_type`` part takes it, the other text parts are dropped, other parts stay in place."""
     if isinstance(content, str):
         return new_text
     parts: list[Any] = []
     placed = False
     for part in content:
-        if isinstance(part, dict) and part.get("type") == "text":
+        if isinstance(part, dict) and part.get("type") == part_type:
             if not placed:
                 parts.append({**part, "text": new_text})
                 placed = True
@@ -97,7 +99,7 @@ def apply_refinement(
     if description and placement == "append":
         text = f"{refined}\n\nContext: {description}"
     if text != slot.text:
-        out[slot.index] = {**out[slot.index], "content": _replace_text(out[slot.index].get("content"), text)}
+        out[slot.index] = {**out[slot.index], "content": replace_text(out[slot.index].get("content"), text)}
     if description and placement == "system":
         context = f"Context: {description}"
         first = out[0]

@@ -28,6 +28,7 @@ from gateway.telemetry import Telemetry
 from gateway.upstream.health import Prober
 from gateway.upstream.http import new_session
 from gateway.upstream.pool import EndpointPool
+from gateway.upstream.router import TargetRouter
 from gateway.upstream.target import TargetClient
 
 log = logging.getLogger("gateway.runtime")
@@ -48,6 +49,7 @@ class Runtime:
     draining: bool = False
     telemetry: Telemetry = field(default_factory=Telemetry)
     background: set[asyncio.Task[Any]] = field(default_factory=set)  # shadow refinements still running
+    router: TargetRouter | None = None  # retries and fallbacks of target calls (built by start)
 
     def target(self, name: str) -> TargetClient | None:
         return self.targets.get(name)
@@ -66,6 +68,7 @@ class Runtime:
             self.target_pools[target_cfg.name] = pool
             auth_header = {"authorization": client._base_headers["authorization"]} if "authorization" in client._base_headers else None
             probe_sets.append((pool, session, auth_header))
+        self.router = TargetRouter(self.targets, cfg, self.telemetry.metrics)
         backends: dict[Role, StageBackend] = dict(self.builtin_stages)
         for role in ALL_ROLES:
             adapter = cfg.adapters.get(role)

@@ -52,6 +52,30 @@ class _Upstream(_Frozen):
         return [str(u).rstrip("/") for u in self.endpoints]
 
 
+class RetryConfig(_Frozen):
+    """Retries and fail-over of target calls (top-level ``retry``; ``targets[].retry`` overrides
+    the keys it sets). Retries only happen before the client got a byte."""
+
+    attempts: int = Field(default=1, ge=1, le=10, description="tries per target (1: no retry beyond the connection retry)")
+    on_status: list[int] = Field(
+        default_factory=lambda: [429, 500, 502, 503, 504], description="target statuses retried / failed over"
+    )
+    on_errors: list[Literal["connect", "timeout"]] = Field(
+        default_factory=lambda: ["connect", "timeout"],
+        description="connect: unreachable, refused, reset before the answer; timeout: no answer within timeout_s",
+    )
+    backoff_s: float = Field(default=0.2, ge=0, description="first retry's wait; doubles per retry, with jitter")
+    backoff_max_s: float = Field(default=5.0, ge=0, description="cap of one backoff wait")
+    deadline_s: float = Field(default=60.0, gt=0, description="no new attempt or wait after this long (all targets)")
+
+    @model_validator(mode="after")
+    def _statuses(self) -> RetryConfig:
+        bad = [s for s in self.on_status if s != 429 and not 500 <= s <= 599]
+        if bad:
+            raise ValueError(f"on_status {bad}: only 429 and 5xx may be retried (other 4xx are the client's fault)")
+        return self
+
+
 class TargetConfig(_Upstream):
     """A model clients may ask for, served by one or more OpenAI-compatible endpoints."""
 
@@ -61,6 +85,14 @@ class TargetConfig(_Upstream):
     refine: bool = True
     timeout_s: float = Field(default=600.0, gt=0, description="read timeout for the target call")
     refinement_mode: RefinementMode | None = Field(default=None, description="apply | shadow; null: refinement.mode")
+    api: Literal["responses", "chat"] = Field(
+        default="responses",
+        description="how /v1/responses reaches it: responses = forwarded natively (vLLM, OpenAI); chat = bridged to chat completions",
+    )
+    fallbacks: list[str] = Field(
+        default_factory=list, description="other targets tried in order when this one fails (their own fallbacks are not followed)"
+    )
+    retry: RetryConfig | None = Field(default=None, description="overrides of the top-level retry block for this target")
 
     @property
     def model_for_upstream(self) -> str:
@@ -141,7 +173,9 @@ class ServerConfig(_Frozen):
     host: str = "0.0.0.0"
     port: int = Field(default=8000, ge=0, le=65535)
     api_keys: list[str] = Field(default_factory=list, description="literal keys (use ${ENV} interpolation)")
-    api_keys_env: str | None = Field(default=None, description="env var with comma-separated keys")
+    api_keys_env: str | None = Field(
+        default="MPR_API_KEYS", description="env var with comma-separated keys; null turns it off"
+    )
     api_keys_file: Path | None = Field(default=None, description="file with one key per line")
     protect_ops_endpoints: bool = Field(default=False, description="require a key for /metrics and /ready")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
@@ -186,6 +220,7 @@ class GatewayConfig(_Frozen):
     adapters: AdaptersConfig = AdaptersConfig()
     refinement: RefinementConfig = RefinementConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    retry: RetryConfig = RetryConfig()
 
     @model_validator(mode="after")
     def _unique_target_names(self) -> GatewayConfig:
@@ -194,6 +229,27 @@ class GatewayConfig(_Frozen):
         if dupes:
             raise ValueError(f"duplicate target names: {', '.join(dupes)}")
         return self
+
+    @model_validator(mode="after")
+    def _known_fallbacks(self) -> GatewayConfig:
+        names = {t.name for t in self.targets}
+        for i, target in enumerate(self.targets):
+            for j, fallback in enumerate(target.fallbacks):
+                where = f"targets[{i}].fallbacks[{j}]"
+                if fallback == target.name:
+                    raise ValueError(f"{where}: target {target.name!r} cannot be its own fallback")
+                if fallback not in names:
+                    raise ValueError(f"{where}: no target named {fallback!r}")
+                if fallback in target.fallbacks[:j]:
+                    raise ValueError(f"{where}: {fallback!r} is listed twice")
+        return self
+
+    def retry_for(self, target: TargetConfig) -> RetryConfig:
+        """``target``'s retry policy: the top-level ``retry`` with the keys ``targets[].retry`` sets."""
+        if target.retry is None:
+            return self.retry
+        override = target.retry
+        return self.retry.model_copy(update={key: getattr(override, key) for key in override.model_fields_set})
 
     def target(self, name: str) -> TargetConfig | None:
         for target in self.targets:

@@ -9,6 +9,11 @@ check, headers from the scope in one pass, OpenAI-shaped errors (the same handle
 disconnect cancellation, and the SSE relay with a disconnect watcher. Everything else (other
 routes, other methods: 405 in OpenAI shape) goes to Litestar unchanged.
 
+A key ending in ``/*`` (``/v1/*``) is the table's fallback for its prefix: it serves a ``POST`` to
+any path under it that no exact key and no Litestar route (``reserved``: ``/v1/refine``,
+``/v1/models/…``, ``/v1/responses/{id}/cancel``) takes, under the bounded route template
+``/v1/{passthrough}`` (metric labels stay few).
+
 It sits inside Litestar's ``asgi_handler`` (so inside the OpenTelemetry SERVER span when tracing
 is on) and runs wrapped in :class:`~gateway.telemetry.middleware.TelemetryMiddleware`, as the
 Litestar route does.
@@ -17,7 +22,7 @@ Litestar route does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -40,6 +45,34 @@ _JSON = b"application/json"
 _CONTENT_TYPE = b"content-type"
 _CONTENT_LENGTH = b"content-length"
 _INTERNAL = msgspec.json.encode(error_payload("The gateway hit an internal error.", "server_error", "internal_error"))
+
+
+FALLBACK = "/*"  # a table key ending in it: the fallback for every path under its prefix
+FALLBACK_TEMPLATE = "{passthrough}"  # the route template (metrics label) of a fallback's requests
+
+
+def reserved_paths(paths: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Litestar route paths as (exact paths, prefixes of the parameterised ones: the part before
+    the first ``{``)."""
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for path in paths:
+        if "{" in path:
+            prefixes.append(path[: path.index("{")])
+        else:
+            exact.add(path)
+    return frozenset(exact), tuple(prefixes)
+
+
+def is_reserved(path: str, reserved: tuple[frozenset[str], tuple[str, ...]]) -> bool:
+    """Whether a Litestar route takes ``path`` (see :func:`reserved_paths`)."""
+    exact, prefixes = reserved
+    return path in exact or path.rstrip("/") in exact or any(path.startswith(p) for p in prefixes)
+
+
+def error_headers_of(serving: object) -> Mapping[str, str]:
+    """A serving object's optional ``error_headers``: headers every error it answers carries."""
+    return getattr(serving, "error_headers", None) or {}
 
 
 class _ResponseStarted:
@@ -81,21 +114,37 @@ class FastPath:
     """ASGI: ``POST`` to a path of ``routes`` served here by its :class:`Serving`, everything else
     by ``app``."""
 
-    __slots__ = ("app", "routes", "runtime", "max_body", "handler")
+    __slots__ = ("app", "routes", "fallbacks", "reserved", "runtime", "max_body", "handler")
 
-    def __init__(self, app: Any, runtime: Runtime, routes: Mapping[str, Serving], wrap: Any = None) -> None:
+    def __init__(
+        self, app: Any, runtime: Runtime, routes: Mapping[str, Serving], wrap: Any = None, reserved: Iterable[str] = ()
+    ) -> None:
         self.app = app
         self.runtime = runtime
-        self.routes = dict(routes)
+        self.routes = {path: serving for path, serving in routes.items() if not path.endswith(FALLBACK)}
+        self.fallbacks = tuple(
+            (path[: -len(FALLBACK)] + "/", serving) for path, serving in routes.items() if path.endswith(FALLBACK)
+        )
+        self.reserved = reserved_paths(reserved)
         self.max_body = runtime.config.server.max_body_bytes or float("inf")
         self.handler = wrap(self._serve) if wrap is not None else self._serve  # TelemetryMiddleware
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.routes:
-            scope["path_template"] = scope["path"]
+        if scope["type"] == "http" and scope["method"] == "POST" and (match := self.match(scope["path"])) is not None:
+            scope["path_template"] = match[0]
             await self.handler(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    def match(self, path: str) -> tuple[str, Serving] | None:
+        """(route template, serving) for a ``POST`` to ``path``, or None: Litestar serves it."""
+        serving = self.routes.get(path)
+        if serving is not None:
+            return path, serving
+        for prefix, fallback in self.fallbacks:
+            if path.startswith(prefix) and not is_reserved(path, self.reserved):
+                return prefix + FALLBACK_TEMPLATE, fallback
+        return None
 
     async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
         tracked = _ResponseStarted(send)
@@ -104,7 +153,8 @@ class FastPath:
         except GatewayError as exc:
             if tracked.started:
                 raise
-            await _send_bytes(send, exc.status_code, exc.headers, error_body(exc), "application/json")
+            headers = {**self._error_headers(scope), **exc.headers}  # raised after refinement: its real values
+            await _send_bytes(send, exc.status_code, headers, error_body(exc), "application/json")
         except ClientDisconnected:
             if tracked.started:  # the stream's watcher fired: the relay already cleaned up
                 return
@@ -113,7 +163,12 @@ class FastPath:
             if tracked.started:
                 raise
             log.error("unhandled error on %s %s: %s", scope["method"], scope["path"], type(exc).__name__, exc_info=exc)
-            await _send_bytes(send, 500, {}, _INTERNAL, "application/json")
+            await _send_bytes(send, 500, self._error_headers(scope), _INTERNAL, "application/json")
+
+    def _error_headers(self, scope: Any) -> dict[str, str]:
+        """The serving's headers for the gateway's own errors (chat: ``x-mpr-refinement: off``)."""
+        match = self.match(scope["path"])
+        return dict(error_headers_of(match[1] if match is not None else None))
 
     async def _handle(self, scope: Any, receive: Any, send: Any) -> None:
         headers: dict[str, str] = {}
@@ -124,7 +179,9 @@ class FastPath:
         client = scope.get("client")
         admit(self.runtime, headers.get("authorization"), client[0] if client else "anonymous")
         raw = await self._body(headers.get("content-length"), receive)
-        serving = self.routes[scope["path"]]
+        match = self.match(scope["path"])
+        assert match is not None  # __call__ matched it
+        serving = match[1]
         status, out_headers, content, media_type = await serving.process(raw, headers.get, scope, receive)
         if isinstance(content, bytes):
             await _send_bytes(send, status, out_headers, content, media_type)

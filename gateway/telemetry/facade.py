@@ -126,11 +126,12 @@ class Telemetry:
         record_refinement(self.metrics, outcome, roles, mode)
 
     # -- target ---------------------------------------------------------------------------
-    def target_call(self, config: TargetConfig, payload: dict[str, Any], stream: bool) -> TargetCall:
-        """A :class:`TargetCall` (its CLIENT span started), or the shared no-op one."""
+    def target_call(self, config: TargetConfig, payload: dict[str, Any], stream: bool, attempt: int = 1) -> TargetCall:
+        """A :class:`TargetCall` (its CLIENT span started; ``attempt`` is the try number across
+        retries and fallbacks), or the shared no-op one."""
         if self.tracer is None:
             return NULL_CALL
-        return start_target_call(self.tracer, config, payload, stream, self.capture)
+        return start_target_call(self.tracer, config, payload, stream, self.capture, attempt)
 
 
 _DEFAULT: Telemetry | None = None

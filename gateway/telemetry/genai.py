@@ -43,6 +43,7 @@ APPLIED = "mpr.applied"
 CHANGED = "mpr.changed"
 REFINE_MS = "mpr.refine_ms"
 TARGET = "mpr.target"
+ATTEMPT = "mpr.attempt"  # 1-based try number of a target call (retries, fallbacks)
 PROMPT_ORIGINAL = "mpr.prompt.original"  # opt-in
 PROMPT_REFINED = "mpr.prompt.refined"  # opt-in
 DESCRIPTION = "mpr.description"  # opt-in

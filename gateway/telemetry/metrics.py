@@ -198,6 +198,11 @@ class Metrics:
             "Shadow-mode refinements, by what applying them would have done: changed, unchanged, skipped, failed",
             ("result",),
         )
+        self.target_attempts = _Counter(
+            "mpr_target_attempts",
+            "Target call attempts, by target tried and outcome: ok, retried_status, retried_error, failed_over, exhausted",
+            ("target", "outcome"),
+        )
         self._in_flight: dict[str, _InFlight] = {}
         self._pools = _PoolCollector()
         r.register(self._pools)  # type: ignore[arg-type]
@@ -224,6 +229,7 @@ class Metrics:
         yield self.description_outcomes.family()
         yield self.refinement_ttfb_share.family()
         yield self.shadow_refinements.family()
+        yield self.target_attempts.family()
 
     # -- sources --------------------------------------------------------------------------
     def watch_pools(self, source: PoolSource) -> None:
@@ -272,6 +278,11 @@ class Metrics:
 
     def shadow_refinement(self, result: str) -> None:
         self.shadow_refinements.inc((result,))
+
+    # -- target calls ---------------------------------------------------------------------
+    def target_attempt(self, target: str, outcome: str) -> None:
+        """One target call attempt and what followed it (see :mod:`gateway.upstream.retry`)."""
+        self.target_attempts.inc((target, outcome))
 
     # -- exposition -----------------------------------------------------------------------
     def render(self) -> bytes:

@@ -16,6 +16,8 @@ def metrics_route(telemetry: Telemetry, authenticate: Optional[Callable[[Optiona
     def metrics(request: Request) -> Response:  # type: ignore[type-arg]
         if authenticate is not None:
             authenticate(request.headers.get("authorization"))
-        return Response(telemetry.metrics.render(), media_type=CONTENT_TYPE)
+        # CONTENT_TYPE carries its charset; as a header Litestar leaves it alone (a text/* media_type
+        # alone would get a second `; charset=utf-8`, which strict scrapers reject)
+        return Response(telemetry.metrics.render(), media_type=CONTENT_TYPE, headers={"content-type": CONTENT_TYPE})
 
     return metrics

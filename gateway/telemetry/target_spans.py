@@ -115,9 +115,12 @@ def target_attributes(config: TargetConfig, payload: dict[str, Any], stream: boo
     return attrs
 
 
-def start_target_call(tracer: trace.Tracer, config: TargetConfig, payload: dict[str, Any], stream: bool, capture: bool) -> TargetCall:
-    """Start the target's CLIENT span; the returned call's headers carry its context."""
+def start_target_call(
+    tracer: trace.Tracer, config: TargetConfig, payload: dict[str, Any], stream: bool, capture: bool, attempt: int = 1
+) -> TargetCall:
+    """Start the target's CLIENT span (one per attempt); the returned call's headers carry its context."""
     attrs = target_attributes(config, payload, stream, capture)
+    attrs[A.ATTEMPT] = attempt
     span = tracer.start_span(f"chat {config.model_for_upstream}", kind=SpanKind.CLIENT, attributes=attrs)
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=trace.set_span_in_context(span))

@@ -1,8 +1,9 @@
 """Calls to a target LLM: endpoint choice, one retry before any byte reached the client, errors.
 
 Connection failures (refused, reset, connect timeout, dropped before the answer) cool the
-endpoint down and are retried once on another endpoint. A read timeout is a 504 and not retried:
-the target may still be generating.
+endpoint down and are retried once on another endpoint. A read timeout is a 504 and not retried
+here: the target may still be generating. Retries of whole calls and fallbacks to other targets,
+by policy, are :mod:`gateway.upstream.router`'s.
 """
 
 from __future__ import annotations

@@ -262,3 +262,78 @@ def test_fault_cell(env: Env, peer: str, fault: str) -> None:
     assert recovered and t_recover <= RECOVERY_BOUND_S, f"recovery took {t_recover:.2f}s (bound {RECOVERY_BOUND_S}s)"
     assert again, f"{peer} not used again after {fault} cleared"
     assert leftover is None, leftover
+
+
+# -- fallbacks ------------------------------------------------------------------------------------
+# The same target faults, now with ``fallbacks: [backup]`` (a healthy peer, upstream model
+# ``backup-model``), in a gateway of its own (a subprocess: its sockets are not this process's).
+# Every request the fallback can serve is served by it; a stream that began is never resent.
+
+FALLBACK_SERVES = {"down", "refuse", "slow", "500", "429", "reset"}  # plain and streaming
+# cut: a plain body cut mid-way fails over; a stream cut after its first byte ends with an SSE
+# error event. malformed / wrong_type: the target answered 200, not retried: 502 as before.
+
+
+@dataclass
+class FallbackEnv:
+    gw: Any
+    primary: FaultyPeer
+    backup: FaultyPeer
+
+
+@pytest.fixture(scope="module")
+def fallback_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackEnv]:
+    from tests.support.gateway_proc import GatewayProcess
+
+    primary, backup = FaultyPeer().start(), FaultyPeer().start()
+    tree = routes_for(primary.base_url, None, probe_interval_s=30, target_timeout_s=TARGET_TIMEOUT_S, target={"fallbacks": ["backup"]})
+    tree["targets"].append({"name": "backup", "endpoints": [backup.base_url], "upstream_model": "backup-model", "cooldown_s": 0})
+    gw = GatewayProcess(tree, tmp_path_factory.mktemp("fallback")).start()
+    try:
+        yield FallbackEnv(gw, primary, backup)
+    finally:
+        gw.stop()
+        primary.stop()
+        backup.stop()
+
+
+def _served_by_backup(a: Answer) -> bool:
+    return _complete(a) and a.headers.get("x-mpr-target") == "backup" and a.headers.get("x-mpr-attempts") == "2"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("fault", FAULTS)
+def test_fallback_cell(fallback_env: FallbackEnv, fault: str) -> None:
+    env = fallback_env
+    env.backup.requests.clear()
+    env.primary.inject(fault)
+    try:
+        answers = asyncio.run(_fire(env.gw.url, N))
+    finally:
+        env.primary.clear()
+    to_backup = [r for r in env.backup.requests if r.path.endswith("/chat/completions")]
+    if fault in FALLBACK_SERVES:
+        bad = [a for a in answers if not _served_by_backup(a)]
+        expected_backup = N
+    elif fault == "cut":
+        bad = [a for a in answers if not (_target_ok(a, fault) if a.stream else _served_by_backup(a))]
+        expected_backup = N // 2  # the plain ones; a stream that began is committed
+    else:
+        bad = [a for a in answers if not _target_ok(a, fault) or a.headers.get("x-mpr-target") != "test-model"]
+        expected_backup = 0
+    figures(
+        f"fault_matrix_fallback[{fault}]",
+        requests=N,
+        failed=len(bad),
+        statuses=dict(Counter(a.status for a in answers)),
+        served_by=dict(Counter(a.headers.get("x-mpr-target", "-") for a in answers)),
+        backup_calls=len(to_backup),
+        max_latency_s=round(max(a.seconds for a in answers), 3),
+    )
+    assert not bad, [(a.stream, a.status, dict(a.headers), a.raw[:200]) for a in bad]
+    assert len(to_backup) == expected_backup  # each request sent once to the fallback, at most
+    assert all(r.body["model"] == "backup-model" for r in to_backup)
+    if fault == "slow":
+        assert max(a.seconds for a in answers) < TARGET_TIMEOUT_S + 1.0
+    wait_for(lambda: env.primary.in_flight == 0 and env.backup.in_flight == 0, 3.0)
+    assert env.primary.in_flight == 0 and env.backup.in_flight == 0

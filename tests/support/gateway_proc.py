@@ -16,6 +16,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 
+def clean_env() -> dict[str, str]:
+    """``os.environ`` without the client keys (``MPR_API_KEYS``, read by default): a developer's
+    shell must not switch auth on in test gateways; pass it in ``env`` to test it."""
+    return {k: v for k, v in os.environ.items() if k != "MPR_API_KEYS"}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -79,7 +85,7 @@ class GatewayProcess:
             [sys.executable, "-m", "gateway", "serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(self.port)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
+            env={**clean_env(), **self.env},
             cwd=REPO,
         )
         return self

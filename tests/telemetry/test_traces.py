@@ -224,6 +224,29 @@ def test_target_unreachable_sets_error_type(fake: FakeOpenAI, http_receiver: Otl
     assert target.status_code == 2
 
 
+def test_one_target_span_per_attempt_with_its_number_and_target(fake: FakeOpenAI, http_receiver: OtlpHttpReceiver, workdir: Path) -> None:
+    http_receiver.clear()
+    fake.behave("target-model", Behaviour(mode="status", status=503))
+    config = routes(fake.base_url, telemetry={"traces_exporter": "otlp_http", "otlp_endpoint": http_receiver.endpoint})
+    config["targets"][0].update(fallbacks=["backup"], retry={"attempts": 2, "backoff_s": 0.01})
+    config["targets"].append({"name": "backup", "endpoints": [fake.base_url], "upstream_model": "backup-model"})
+    with GatewayProcess(config, workdir, env=FAST_BATCH) as gw:
+        r = chat(gw, content=CLEAN)
+        assert r.status_code == 200 and r.headers["x-mpr-attempts"] == "3"
+        spans = _full_trace(http_receiver, (SERVER, TARGET, "chat backup-model"))
+    tries = sorted((s for s in spans if s.name.startswith("chat ")), key=lambda s: s.attributes["mpr.attempt"])
+    assert [(s.name, s.attributes["mpr.target"], s.attributes["mpr.attempt"]) for s in tries] == [
+        (TARGET, "test-model", 1),
+        (TARGET, "test-model", 2),
+        ("chat backup-model", "backup", 3),
+    ]
+    assert [s.attributes.get("error.type") for s in tries] == ["503", "503", None]
+    server = one(spans, SERVER)
+    assert all(s.parent_span_id == server.span_id for s in tries)
+    headers = [header(r.headers, "traceparent") for r in fake.requests]
+    assert len(set(headers)) == 3  # each attempt carried its own span's context
+
+
 @pytest.fixture(scope="module")
 def capturing_gateway(fake: FakeOpenAI, http_receiver: OtlpHttpReceiver, workdir: Path) -> Iterator[GatewayProcess]:
     """Prompt capture on; tracing switched on by the standard OTEL_* variables, not the config."""

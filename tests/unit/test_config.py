@@ -156,3 +156,12 @@ def test_audit_path_needs_an_existing_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(data, base_dir=tmp_path, env={})
     assert info.value.errors[0][0] == "telemetry.audit_path"
+
+
+def test_api_keys_env_defaults_to_mpr_api_keys(tmp_path: Path) -> None:
+    config = parse_config(minimal(), base_dir=tmp_path, env={})
+    assert config.server.api_keys_env == "MPR_API_KEYS"
+    assert load_api_keys(config, env={"MPR_API_KEYS": "k1, k2"}) == {"k1", "k2"}
+    off = parse_config(minimal(server={"api_keys_env": None}), base_dir=tmp_path, env={})
+    assert off.server.api_keys_env is None
+    assert load_api_keys(off, env={"MPR_API_KEYS": "k1"}) == frozenset()

@@ -1,0 +1,93 @@
+"""JSON ``POST /v1/*`` routes the gateway does not refine, routed by the body's ``model``.
+
+``/v1/embeddings`` is one (a fixed path); the fast path's fallback entry serves every other
+``POST /v1/<path>`` (moderations, rerank, images, audio speech, …) with the same path on the
+target. The client's bytes go through unchanged (only ``model`` becomes the target's
+``upstream_model`` and the gateway's ``mpr`` field is removed), with the same auth, limits,
+pools, retries and fallbacks, tracing, metrics and disconnect cancellation as chat. The answer is
+relayed as it is, streamed when the request says ``"stream": true``. Only JSON bodies: a
+multipart upload (audio transcriptions, files) is a 415.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Request, Response
+from litestar.response import Stream
+
+from gateway.endpoints.common import decode_object, serve_litestar
+from gateway.endpoints.proxied import require_model, require_target, upstream_body
+from gateway.endpoints.refinement_run import OFF
+from gateway.endpoints.relay import Exchange, Reply, exchange, respond_raw, send
+from gateway.errors import InvalidRequest, NotFound
+from gateway.runtime import Runtime
+from gateway.telemetry.middleware import MODEL_KEY
+
+PREFIX = "/v1"
+_SEGMENT = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*")
+
+
+def target_path(path: str) -> str | None:
+    """``/v1/a/b`` → ``/a/b`` (the path under the target's ``/v1``); None for anything that is not
+    plain segments of letters, digits, ``_``, ``-`` and inner dots (no ``..``, no empty segment)."""
+    if not path.startswith(PREFIX + "/"):
+        return None
+    rest = path[len(PREFIX) :]
+    segments = rest[1:].split("/")
+    if not all(_SEGMENT.fullmatch(s) for s in segments):
+        return None
+    return rest
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """No content-type, ``application/json`` or ``application/*+json``."""
+    if content_type is None:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class PassThrough:
+    """Serving logic for an unrefined JSON route: ``path`` fixed (``/embeddings``), or None for the
+    request's own path (the fast path's ``/v1/*`` fallback)."""
+
+    error_headers = OFF.headers  # never refined: `x-mpr-refinement: off`, errors included
+
+    def __init__(self, runtime: Runtime, path: str | None = None, operation: str = "passthrough") -> None:
+        self.runtime = runtime
+        self.path = path
+        self.operation = operation  # gen_ai.operation.name of the target span
+
+    async def handle(self, request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+        """The Litestar route (fixed paths only); the fast path shares :meth:`process`."""
+        return await serve_litestar(self.runtime, self.process, request)
+
+    async def process(self, raw: bytes, header: Callable[[str], str | None], scope: Any, receive: Any) -> Reply:
+        """Serve an authorized request whose body is ``raw`` (see :class:`~gateway.endpoints.fast.Serving`)."""
+        path = self.path or target_path(scope["path"])
+        if path is None:
+            raise NotFound(f"Unknown route: POST {scope['path']}")
+        if not is_json_media_type(header("content-type")):
+            error = InvalidRequest(
+                "This gateway forwards JSON request bodies only; multipart uploads are not supported.", code="unsupported_media_type"
+            )
+            error.status_code = 415
+            raise error
+        payload = decode_object(raw)
+        model = require_model(payload)
+        require_target(self.runtime, model)
+        scope[MODEL_KEY] = model  # metrics/access-log label
+        had_mpr = "mpr" in payload
+        payload.pop("mpr", None)
+        stream = payload.get("stream") is True  # the route's own business; only `true` opens a stream
+        reply, call, _ = await exchange(self._forward(raw, payload, model, path, had_mpr, stream), receive, stream)
+        return respond_raw(reply, call, OFF.headers)
+
+    async def _forward(self, raw: bytes, payload: dict[str, Any], model: str, path: str, had_mpr: bool, stream: bool) -> Exchange:
+        config = self.runtime.targets[model].config
+        body = upstream_body(raw, payload, model, config, changed=had_mpr)
+        reply, call = await send(self.runtime, model, body, payload, stream=stream, path=path, operation=self.operation)
+        return reply, call, OFF

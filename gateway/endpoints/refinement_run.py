@@ -1,0 +1,101 @@
+"""One request's refinement, shared by the refining endpoints (chat and text completions).
+
+:class:`PromptRefinement` decides whether and how a prompt is refined (off, apply, shadow), runs
+it (apply) or starts it beside the target call (shadow, :mod:`gateway.endpoints.shadow`), and
+records the audit line / shadow metric. Putting the refined text back is the endpoint's job.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from gateway.config.models import RefinementMode, TargetConfig
+from gateway.endpoints.shadow import ShadowRefinement
+from gateway.refinement.controls import RefineControls, resolve_mode
+from gateway.refinement.pipeline import RefinementOutcome
+from gateway.refinement.shadow import refinement_header, shadow_result
+from gateway.runtime import Runtime
+
+
+def mpr_headers(refinement: str, refine_ms: float) -> dict[str, str]:
+    """``x-mpr-refinement`` and ``x-mpr-refine-ms``."""
+    return {"x-mpr-refinement": refinement, "x-mpr-refine-ms": f"{refine_ms:.1f}"}
+
+
+_OFF_HEADERS = mpr_headers("off", 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RefinementRun:
+    """This request's refinement: ``mode`` None = off; ``outcome`` None = a shadow run still pending."""
+
+    mode: RefinementMode | None = None
+    outcome: RefinementOutcome | None = None
+    shadow: ShadowRefinement | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``x-mpr-refinement`` and ``x-mpr-refine-ms`` for the response."""
+        outcome = self.outcome
+        if self.mode is None:
+            return dict(_OFF_HEADERS)  # a copy: cheaper than formatting it again, and never shared
+        if outcome is None:
+            return mpr_headers(refinement_header(self.mode, None), 0.0)
+        return mpr_headers(refinement_header(self.mode, outcome.header), outcome.elapsed_ms)
+
+    @property
+    def applied(self) -> RefinementOutcome | None:
+        """The outcome to put into the request: apply mode and something changed; else None."""
+        outcome = self.outcome
+        return outcome if self.mode == "apply" and outcome is not None and outcome.changed else None
+
+
+OFF = RefinementRun()
+
+
+class PromptRefinement:
+    """Refines one prompt text per request, bound to a :class:`Runtime`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def start(
+        self,
+        text: str | None,
+        model: str,
+        controls: RefineControls,
+        config: TargetConfig,
+        skip_reason: str = "no_text",
+    ) -> RefinementRun:
+        """Apply mode: the finished outcome. Shadow mode: a refinement started beside the target
+        call. Off (controls, target, no refiner): :data:`OFF`. ``text`` None: skipped with
+        ``skip_reason``."""
+        wants = controls.refine if controls.refine is not None else config.refine
+        refiner = self.runtime.refiner
+        if not wants or refiner is None:
+            return OFF
+        mode = resolve_mode(controls.mode, config.refinement_mode, self.runtime.config.refinement.mode)
+        if text is None:
+            outcome = RefinementOutcome("", "", None, f"skipped;reason={skip_reason}", 0.0)
+            if mode == "shadow":
+                self._record_shadow(model, outcome)
+            else:
+                self._audit(outcome, model, mode)
+            return RefinementRun(mode, outcome)
+        if mode == "shadow":
+            record = functools.partial(self._record_shadow, model)
+            return RefinementRun(mode, None, ShadowRefinement(refiner, text, controls, record, self.runtime.background))
+        outcome = await refiner.refine(text, controls.stages, use_gate=controls.skip_gate)
+        self._audit(outcome, model, mode)
+        return RefinementRun(mode, outcome)
+
+    def _record_shadow(self, model: str, outcome: RefinementOutcome) -> None:
+        """A finished shadow refinement: its result metric and (when sampled) its audit line."""
+        self.runtime.telemetry.metrics.shadow_refinement(shadow_result(outcome))
+        self._audit(outcome, model, "shadow")
+
+    def _audit(self, outcome: RefinementOutcome, model: str, mode: RefinementMode) -> None:
+        audit = self.runtime.telemetry.audit
+        if audit is not None:
+            audit.record(outcome, model=model, mode=mode, refinement=refinement_header(mode, outcome.header))

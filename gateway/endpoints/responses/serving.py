@@ -1,0 +1,383 @@
+"""``POST /v1/responses`` (refine the last user input, forward natively, relay) and the by-id
+routes ``GET /v1/responses/{id}``, ``POST /v1/responses/{id}/cancel``, ``DELETE /v1/responses/{id}``
+and ``GET /v1/responses/{id}/input_items``, passed through to the target that served the response.
+
+Which target served a response is remembered in a bounded in-process LRU map
+(:class:`ResponseIndex`, response id → target name), filled from the responses that went through
+this gateway process. An id it does not know (another replica served it, the process restarted, or
+it was evicted) is asked of every native target (``api: responses``) in config order; the first
+answer that is not a 404 wins; when all say 404 the client gets an OpenAI 404 error, and when some
+could not be asked, the last such error (502/504).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import msgspec
+from litestar import Request, Response
+from litestar.response import Stream
+
+from gateway.endpoints.common import authorize, decode_object, serve_litestar
+from gateway.endpoints.proxied import require_model, require_target, stream_flag, upstream_body
+from gateway.endpoints.refinement_run import OFF, PromptRefinement, RefinementRun
+from gateway.endpoints.relay import Exchange, Reply, exchange, send, unserved_error, valid_json, with_details
+from gateway.endpoints.responses.bridge import ChatStreamTranslator, from_chat, to_chat
+from gateway.endpoints.responses.protocol import StreamWatch, apply_refinement, find_input, validate_input
+from gateway.errors import GatewayError, NotFound, UpstreamTimeout, UpstreamUnreachable
+from gateway.refinement.controls import RefineControls, parse_controls
+from gateway.runtime import Runtime
+from gateway.telemetry import TargetCall
+from gateway.telemetry.middleware import MODEL_KEY, REFINE_KEY
+from gateway.upstream.errors import openai_error_body
+from gateway.upstream.http import relay_headers
+from gateway.upstream.router import TARGET_HEADER, route_headers_of
+from gateway.upstream.target import TargetClient, TargetReply
+
+log = logging.getLogger("gateway.responses")
+
+JSON = "application/json"
+SSE = "text/event-stream"
+
+INDEX_CAPACITY = 100_000
+
+
+class ResponseIndex:
+    """A bounded LRU map: response id → the name of the target that served it."""
+
+    __slots__ = ("capacity", "_map")
+
+    def __init__(self, capacity: int = INDEX_CAPACITY) -> None:
+        self.capacity = capacity
+        self._map: OrderedDict[str, str] = OrderedDict()
+
+    def remember(self, response_id: str, target: str) -> None:
+        self._map[response_id] = target
+        self._map.move_to_end(response_id)
+        while len(self._map) > self.capacity:
+            self._map.popitem(last=False)
+
+    def get(self, response_id: str) -> str | None:
+        target = self._map.get(response_id)
+        if target is not None:
+            self._map.move_to_end(response_id)
+        return target
+
+    def forget(self, response_id: str) -> None:
+        self._map.pop(response_id, None)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+
+_INDEXES: dict[int, ResponseIndex] = {}
+
+
+def index_for(runtime: Runtime) -> ResponseIndex:
+    """The runtime's one :class:`ResponseIndex` (the fast path's and the Litestar routes' serving
+    objects share it); dropped with the runtime."""
+    key = id(runtime)
+    index = _INDEXES.get(key)
+    if index is None:
+        index = _INDEXES[key] = ResponseIndex()
+        weakref.finalize(runtime, _INDEXES.pop, key, None)
+    return index
+
+
+def _response_id(content: bytes) -> str | None:
+    try:
+        data = msgspec.json.decode(content)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    rid = data.get("id") if isinstance(data, dict) else None
+    return rid if isinstance(rid, str) and rid else None
+
+
+class Responses:
+    """Serving logic for the Responses API, bound to one :class:`Runtime`."""
+
+    error_headers = OFF.headers  # on the gateway's own errors before refinement ran
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.refinement = PromptRefinement(runtime)
+        self.index = index_for(runtime)
+
+    # -- POST /v1/responses --------------------------------------------------------------------
+
+    async def handle(self, request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+        """The Litestar route (the fast path serves the usual ``POST /v1/responses``; both share
+        :meth:`process`)."""
+        return await serve_litestar(self.runtime, self.process, request)
+
+    async def process(self, raw: bytes, header: Callable[[str], str | None], scope: Any, receive: Any) -> Reply:
+        """Serve an authorized request whose body is ``raw``. Errors raise :class:`GatewayError` /
+        :class:`ClientDisconnected`."""
+        runtime = self.runtime
+        payload = decode_object(raw)
+        model = require_model(payload)
+        validate_input(payload.get("input"), runtime.config.server.max_messages)
+        target = require_target(runtime, model)
+        scope[MODEL_KEY] = model
+        had_mpr = "mpr" in payload  # even `"mpr": null` must not reach the target
+        controls = parse_controls(header, payload.pop("mpr", None))
+        stream = stream_flag(payload)
+        bridged = target.config.api == "chat"
+        if bridged:  # what the bridge cannot translate is a 400 before any refinement
+            to_chat(payload, target.config.model_for_upstream)
+        reply, call, run = await exchange(self._forward(raw, payload, target, model, controls, had_mpr, stream), receive, stream)
+        if run.mode == "apply" and run.outcome is not None:
+            scope[REFINE_KEY] = run.outcome.elapsed_ms / 1000.0
+        served_by = reply.headers.get(TARGET_HEADER, target.config.name)
+        if bridged:
+            return self._respond_bridged(reply, call, run, controls, payload, served_by)
+        return self._respond(reply, call, run, controls, payload, served_by)
+
+    async def _forward(
+        self,
+        raw: bytes,
+        payload: dict[str, Any],
+        target: TargetClient,
+        model: str,
+        controls: RefineControls,
+        had_mpr: bool,
+        stream: bool,
+    ) -> Exchange:
+        """Refine (or start a shadow refinement), then send through the runtime's router (retries
+        and fallbacks)."""
+        config = target.config
+        slot = find_input(payload.get("input"))
+        run = await self.refinement.start(slot.text if slot is not None else None, model, controls, config)
+        outcome = run.applied
+        if outcome is not None and slot is not None:
+            placement = self.runtime.config.refinement.describer.placement
+            apply_refinement(payload, slot, outcome.refined, outcome.description, placement)
+        if config.api == "chat":  # bridged: the chat completions request for it
+            sent, path = to_chat(payload, config.model_for_upstream), "/chat/completions"
+            body = msgspec.json.encode(sent)
+        else:
+            sent, path = payload, "/responses"
+            body = upstream_body(raw, payload, model, config, changed=had_mpr or outcome is not None)
+        reply, call = await send(self.runtime, model, body, sent, stream=stream, path=path, run=run)
+        return reply, call, run
+
+    def _respond(
+        self,
+        reply: TargetReply,
+        call: TargetCall,
+        run: RefinementRun,
+        controls: RefineControls,
+        payload: dict[str, Any],
+        served_by: str,
+    ) -> Reply:
+        """The target's Response (its id remembered), error, or relayed event stream."""
+        headers = {**run.headers, **route_headers_of(reply.headers)}
+        if reply.response is not None:
+            self._check_stream(reply, call, headers)
+            watch = StreamWatch(str(payload.get("model") or ""))
+            relay = self._relay(reply, call, watch, served_by, payload, run)
+            return 200, {**reply.headers, **headers, "cache-control": "no-cache"}, relay, SSE
+        content = self._complete_body(reply, call, headers)
+        media_type = reply.headers.pop("content-type", JSON)
+        if reply.status >= 400:
+            return reply.status, {**reply.headers, **headers}, openai_error_body(reply.status, content, media_type), JSON
+        if reply.status == 200 and not media_type.startswith(JSON):
+            raise UpstreamUnreachable(f"the target answered with content-type {media_type!r}, not JSON", headers=headers)
+        if reply.status == 200 and not valid_json(content):
+            raise UpstreamUnreachable("the target answered 200 with a body that is not valid JSON", headers=headers)
+        if (rid := _response_id(content)) is not None:
+            self.index.remember(rid, served_by)
+        if controls.return_details and run.outcome is not None and reply.status == 200:
+            content = with_details(content, run.outcome, run.mode)
+        return reply.status, {**reply.headers, **headers}, content, media_type
+
+    def _respond_bridged(
+        self,
+        reply: TargetReply,
+        call: TargetCall,
+        run: RefinementRun,
+        controls: RefineControls,
+        payload: dict[str, Any],
+        served_by: str,
+    ) -> Reply:
+        """A chat completions answer as a Response, or its stream as Responses events."""
+        headers = {**run.headers, **route_headers_of(reply.headers)}
+        config = self.runtime.config.target(served_by)
+        upstream_model = config.model_for_upstream if config is not None else str(payload.get("model") or "")
+        if reply.response is not None:
+            self._check_stream(reply, call, headers)
+            relay = self._translate(reply, call, ChatStreamTranslator(payload, upstream_model), run)
+            return 200, {**reply.headers, **headers, "cache-control": "no-cache"}, relay, SSE
+        content = self._complete_body(reply, call, headers)
+        media_type = reply.headers.pop("content-type", JSON)
+        if reply.status >= 400:
+            return reply.status, {**reply.headers, **headers}, openai_error_body(reply.status, content, media_type), JSON
+        try:
+            completion = msgspec.json.decode(content) if media_type.startswith(JSON) else None
+        except (msgspec.DecodeError, RecursionError):
+            completion = None
+        if not isinstance(completion, dict):
+            raise UpstreamUnreachable("the target answered with something that is not a chat completion", headers=headers)
+        response = from_chat(completion, payload)
+        if controls.return_details and run.outcome is not None:
+            response["mpr"] = {**run.outcome.details(), "mode": run.mode}
+        return reply.status, {**reply.headers, **headers}, msgspec.json.encode(response), JSON
+
+    @staticmethod
+    def _check_stream(reply: TargetReply, call: TargetCall, headers: dict[str, str]) -> None:
+        if not reply.headers.get("content-type", "").startswith(SSE):
+            bad_type = reply.headers.get("content-type", "none")
+            reply.finish(abort=True)
+            call.fail("wrong_content_type")
+            raise UpstreamUnreachable(f"the target answered a stream with content-type {bad_type!r}", headers=headers)
+
+    @staticmethod
+    def _complete_body(reply: TargetReply, call: TargetCall, headers: dict[str, str]) -> bytes:
+        """The complete answer's body; a target that does not serve the path is a clear error."""
+        content = reply.body or b""
+        call.finish(reply.status, content)
+        if (unserved := unserved_error(reply.status, content)) is not None:
+            unserved.headers.update(headers)
+            raise unserved
+        return content
+
+    @staticmethod
+    async def _translate(reply: TargetReply, call: TargetCall, translator: ChatStreamTranslator, run: RefinementRun) -> AsyncIterator[bytes]:
+        """Chat completion chunks in, Responses events out, as they arrive; a stream that breaks or
+        ends without ``[DONE]`` ends with ``response.failed``."""
+        response = reply.response
+        assert response is not None
+        aborted = True
+        try:
+            yield translator.start()
+            try:
+                async for chunk in response.content.iter_any():
+                    if out := translator.feed(chunk):
+                        yield out
+                if not translator.done:
+                    call.fail("stream_incomplete")
+                    yield translator.fail("the target closed the stream before the response completed")
+                aborted = False
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                log.warning("target stream broke: %s", type(exc).__name__)
+                call.fail("stream_broken")
+                yield translator.fail(f"the target stream broke ({type(exc).__name__})")
+                aborted = False
+        finally:
+            reply.finish(abort=aborted)
+            call.finish_stream(aborted=aborted)
+            if aborted and run.shadow is not None:
+                run.shadow.cancel()
+
+    async def _relay(
+        self,
+        reply: TargetReply,
+        call: TargetCall,
+        watch: StreamWatch,
+        target_name: str,
+        request: dict[str, Any],
+        run: RefinementRun,
+    ) -> AsyncIterator[bytes]:
+        """Relay the target's SSE bytes as they arrive; a stream that breaks or ends without a
+        terminal event ends with a ``response.failed`` event."""
+        response = reply.response
+        assert response is not None
+        aborted = True
+        try:
+            try:
+                async for chunk in response.content.iter_any():
+                    watch.feed(chunk)
+                    yield chunk
+                if not watch.terminal:
+                    call.fail("stream_incomplete")
+                    yield watch.failure("the target closed the stream before the response completed", request)
+                aborted = False
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                log.warning("target stream broke: %s", type(exc).__name__)
+                call.fail("stream_broken")
+                yield watch.failure(f"the target stream broke ({type(exc).__name__})", request)
+                aborted = False
+        finally:
+            if watch.response_id is not None:
+                self.index.remember(watch.response_id, target_name)
+            reply.finish(abort=aborted)
+            call.finish_stream(aborted=aborted)
+            if aborted and run.shadow is not None:
+                run.shadow.cancel()
+
+    # -- /v1/responses/{id}[...] ------------------------------------------------------------------
+
+    async def by_id(self, request: Request[Any, Any, Any], response_id: str, method: str, suffix: str = "") -> Response[bytes]:
+        """Pass ``method /v1/responses/{id}{suffix}`` (query string included) through to the
+        target that served the response, or to each target in order when that is unknown."""
+        authorize(self.runtime, request)
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        path = f"/responses/{response_id}{suffix}" + (f"?{query}" if query else "")
+        known = self.index.get(response_id)
+        targets = self.runtime.targets
+        if known is not None and known in targets:
+            status, headers, content = await _request(targets[known], method, path)
+            served_by = known
+        else:
+            status, headers, content = 404, {}, b""
+            failure: GatewayError | None = None
+            for served_by, target in targets.items():
+                if target.config.api != "responses":  # bridged targets store no responses
+                    continue
+                try:
+                    status, headers, content = await _request(target, method, path)
+                except GatewayError as exc:
+                    log.info("response %s: target %s did not answer (%s)", response_id, served_by, exc.message)
+                    failure = exc
+                    continue
+                if status != 404:
+                    if status < 400:
+                        self.index.remember(response_id, served_by)
+                    break
+            else:
+                if failure is not None:
+                    raise failure
+                raise NotFound(f"No response found with id '{response_id}'.", param="response_id")
+        if method == "DELETE" and status < 400:
+            self.index.forget(response_id)
+        media_type = headers.pop("content-type", JSON)
+        if status >= 400:
+            content, media_type = openai_error_body(status, content, media_type), JSON
+        headers[TARGET_HEADER] = served_by
+        return Response(content, status_code=status, headers=headers, media_type=media_type)
+
+
+async def _request(target: TargetClient, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    """One ``method path`` call to one of ``target``'s endpoints: (status, relayed headers, body)."""
+    config = target.config
+    pool = target.pool
+    endpoint = pool.pick()
+    if endpoint is None:
+        raise UpstreamUnreachable(f"the target {config.name!r} is unreachable (no endpoint up)")
+    headers = {"accept-encoding": "identity"}
+    key = os.environ.get(config.api_key_env) if config.api_key_env else None
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s)
+    pool.acquire(endpoint)
+    try:
+        async with target.session.request(method, endpoint.url + path, headers=headers, timeout=timeout) as response:
+            body = await response.read()
+            return response.status, relay_headers(response.headers), body
+    except (aiohttp.SocketTimeoutError, asyncio.TimeoutError):
+        raise UpstreamTimeout(f"the target {config.name!r} did not answer within {config.timeout_s:g}s") from None
+    except (aiohttp.ClientError, ConnectionError) as exc:
+        pool.mark_failure(endpoint, f"{type(exc).__name__}: {exc}")
+        raise UpstreamUnreachable(f"the target {config.name!r} is unreachable ({type(exc).__name__})") from None
+    finally:
+        pool.release(endpoint)
+
+
+__all__ = ["ResponseIndex", "Responses", "index_for"]
