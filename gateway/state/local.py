@@ -1,0 +1,42 @@
+"""The in-process :class:`~gateway.state.SharedState`: a bounded LRU with per-entry expiry."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+
+class LocalState:
+    """Everything in this process; ``max_entries`` bounds the cache (least recently used go first)."""
+
+    def __init__(self, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries = max_entries
+        self.clock = clock
+        self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    async def cache_get(self, key: str) -> bytes | None:
+        found = self._cache.get(key)
+        if found is None:
+            return None
+        expires, value = found
+        if expires <= self.clock():
+            del self._cache[key]
+            return None
+        self._cache.move_to_end(key)
+        return value
+
+    async def cache_put(self, key: str, value: bytes, ttl_s: float) -> None:
+        if self.max_entries <= 0 or ttl_s <= 0:
+            return
+        self._cache[key] = (self.clock() + ttl_s, value)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": "local", "reachable": True, "cache_entries": len(self._cache)}
+
+    async def close(self) -> None:
+        self._cache.clear()
