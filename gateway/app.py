@@ -34,6 +34,7 @@ from gateway.errors import (
 )
 from gateway.refinement.stages import StageBackend
 from gateway.runtime import Runtime, build_runtime
+from gateway.state.metrics import StateCollector
 from gateway.telemetry import metrics_route
 from gateway.telemetry.middleware import TelemetryMiddleware
 
@@ -135,13 +136,13 @@ def build_routes(runtime: Runtime) -> list[ControllerRouterHandler]:
 
     @get("/v1/models")
     async def models(request: Request[Any, Any, Any]) -> Response[bytes]:
-        authorize(runtime, request)
+        await authorize(runtime, request)
         data = [{"id": t.name, "object": "model", "created": _CREATED, "owned_by": "mpr-gateway"} for t in runtime.config.targets]
         return _json({"object": "list", "data": data})
 
     @get("/v1/models/{model_id:path}")
     async def model(request: Request[Any, Any, Any], model_id: str) -> Response[bytes]:
-        authorize(runtime, request)
+        await authorize(runtime, request)
         name = model_id.lstrip("/")
         if runtime.config.target(name) is None:
             from gateway.errors import ModelNotFound
@@ -182,6 +183,7 @@ def create_app(
 
     telemetry = runtime.telemetry
     telemetry.metrics.watch_pools(lambda: [*runtime.target_pools.values(), *runtime.adapter_pools.values()])
+    telemetry.metrics.registry.register(StateCollector(lambda: runtime.state))  # type: ignore[arg-type]
     guard = runtime.auth.authenticate if config.server.protect_ops_endpoints else None
     app = Litestar(
         route_handlers=[*build_routes(runtime), metrics_route(telemetry, guard), *extra_routes],

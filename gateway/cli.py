@@ -7,16 +7,23 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway.config import ConfigError, load_config
+from gateway.serving.workers import available_cpus, worker_count
 
 
-def _graceful_server(config: Any, runtime: Any, drain_s: float) -> Any:
+def _graceful_server(
+    config: Any, runtime: Any, drain_s: float, tick: Callable[[Any, int], None] | None = None, repeated_sigterm_escalates: bool = True
+) -> Any:
     """A uvicorn server whose SIGTERM drains: the runtime turns ``draining`` (``/ready`` and new
     requests answer 503) for ``drain_s`` while still listening, then uvicorn's graceful shutdown runs
-    (stop accepting, in-flight requests finish within the grace period) and the process exits 0."""
+    (stop accepting, in-flight requests finish within the grace period) and the process exits 0.
+    ``tick(server, counter)`` runs on uvicorn's ~0.1 s ticks (a worker's metrics snapshots). A
+    worker of ``--workers N`` passes ``repeated_sigterm_escalates=False``: systemd signals every
+    process of the unit and the supervisor forwards its own, so a second SIGTERM is a duplicate
+    (the supervisor escalates with SIGINT)."""
     import uvicorn
 
     class GracefulServer(uvicorn.Server):
@@ -25,6 +32,8 @@ def _graceful_server(config: Any, runtime: Any, drain_s: float) -> Any:
         def handle_exit(self, sig: int, frame: Any) -> None:
             if runtime is not None:
                 runtime.draining = True
+            if sig == signal.SIGTERM and not repeated_sigterm_escalates and (self.drain_until is not None or self.should_exit):
+                return
             if sig == signal.SIGTERM and drain_s > 0 and self.drain_until is None and not self.should_exit:
                 self.drain_until = time.monotonic() + drain_s
                 return
@@ -34,6 +43,8 @@ def _graceful_server(config: Any, runtime: Any, drain_s: float) -> Any:
             self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
 
         async def on_tick(self, counter: int) -> bool:
+            if tick is not None:
+                tick(self, counter)
             if self.drain_until is not None and time.monotonic() >= self.drain_until:
                 self.should_exit = True
             return bool(await super().on_tick(counter))
@@ -42,9 +53,14 @@ def _graceful_server(config: Any, runtime: Any, drain_s: float) -> Any:
 
 
 def _serve(app: object, host: str, port: int, grace_s: float, log_level: str, drain_s: float = 0.0) -> None:
+    config = _uvicorn_config(app, host, port, grace_s, log_level)
+    _graceful_server(config, getattr(getattr(app, "state", None), "runtime", None), drain_s).run()
+
+
+def _uvicorn_config(app: object, host: str, port: int, grace_s: float, log_level: str) -> Any:
     import uvicorn
 
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
@@ -54,7 +70,6 @@ def _serve(app: object, host: str, port: int, grace_s: float, log_level: str, dr
         lifespan="on",
         log_level=log_level.lower(),
     )
-    _graceful_server(config, getattr(getattr(app, "state", None), "runtime", None), drain_s).run()
 
 
 def _setup_logging(level: str) -> None:
@@ -74,8 +89,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _setup_logging(config.telemetry.log_level)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
-    logging.getLogger("gateway").info("serving %d target(s) on %s:%d", len(config.targets), host, port)
     server = config.server
+    workers = worker_count(args.workers, server.workers, available_cpus())
+    if workers > 1:
+        from gateway.serving.supervisor import serve_workers
+
+        return serve_workers(args.config, host, port, workers, server.drain_delay_s + server.shutdown_grace_s)
+    logging.getLogger("gateway").info("serving %d target(s) on %s:%d", len(config.targets), host, port)
     _serve(create_app(config), host, port, server.shutdown_grace_s, config.telemetry.log_level, server.drain_delay_s)
     return 0
 
@@ -127,6 +147,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mpr-gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", required=True, help="path to routes.yaml")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--workers", type=_positive_int, help="processes sharing the port (default: server.workers, else the usable CPUs; 1 = one process)"
+    )
     serve.set_defaults(func=cmd_serve)
     check = sub.add_parser("check-config", help="validate a routes file; prints each error with its key path")
     check.add_argument("config")

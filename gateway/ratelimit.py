@@ -7,12 +7,17 @@ import time
 from collections.abc import Callable
 
 
+def effective_burst(rate: float, burst: int) -> int:
+    """The bucket size: ``burst``, or one second of ``rate`` when 0; at least 1."""
+    return max(1, burst or math.ceil(rate))
+
+
 class TokenBuckets:
     """``rate`` tokens per second up to ``burst``; one request takes one token."""
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
         self.rate = rate
-        self.burst = max(1, burst or math.ceil(rate))
+        self.burst = effective_burst(rate, burst)
         self.clock = clock
         self.max_keys = max_keys
         self._buckets: dict[str, tuple[float, float]] = {}

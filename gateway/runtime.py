@@ -17,17 +17,20 @@ import aiohttp
 from gateway.auth import ApiKeyAuth
 from gateway.config import GatewayConfig, Role, TargetConfig, load_api_keys
 from gateway.config.models import ALL_ROLES
-from gateway.ratelimit import TokenBuckets
 from gateway.refinement.fallback import FallbackStage
 from gateway.refinement.lexicon import lexicon
+from gateway.refinement.outcome_cache import OutcomeCache
 from gateway.refinement.pipeline import Refiner
 from gateway.refinement.prompts import load_template
 from gateway.refinement.spelling import SpellingCleaner
 from gateway.refinement.stages import StageBackend, VllmStage
+from gateway.state import SharedState
+from gateway.state.build import build_state
+from gateway.state.local import LocalState
 from gateway.telemetry import Telemetry
 from gateway.upstream.health import Prober
 from gateway.upstream.http import new_session
-from gateway.upstream.pool import EndpointPool
+from gateway.upstream.pool import Endpoint, EndpointPool
 from gateway.upstream.router import TargetRouter
 from gateway.upstream.target import TargetClient
 
@@ -38,7 +41,6 @@ log = logging.getLogger("gateway.runtime")
 class Runtime:
     config: GatewayConfig
     auth: ApiKeyAuth
-    rate_limits: TokenBuckets
     refiner: Refiner | None = None
     targets: dict[str, TargetClient] = field(default_factory=dict)
     target_pools: dict[str, EndpointPool] = field(default_factory=dict)
@@ -50,6 +52,8 @@ class Runtime:
     telemetry: Telemetry = field(default_factory=Telemetry)
     background: set[asyncio.Task[Any]] = field(default_factory=set)  # shadow refinements still running
     router: TargetRouter | None = None  # retries and fallbacks of target calls (built by start)
+    state: SharedState = field(default_factory=LocalState)  # rate limits, cool-down verdicts, cache (shared with Redis)
+    publishing: set[asyncio.Task[Any]] = field(default_factory=set)  # cool-down verdicts being published
 
     def target(self, name: str) -> TargetClient | None:
         return self.targets.get(name)
@@ -82,9 +86,30 @@ class Runtime:
             probe_sets.append((pool, session, None))
         if cfg.refinement.builtin_cleaner == "fallback" and Role.CLEANER not in self.builtin_stages:
             backends[Role.CLEANER] = FallbackStage(Role.CLEANER, backends.get(Role.CLEANER), SpellingCleaner())
-        self.refiner = Refiner(cfg.refinement, backends, vocabulary, self.telemetry)
+        cache = cfg.refinement.cache
+        outcomes = OutcomeCache(self.state, cache.ttl_s, self.telemetry.metrics) if cache.enabled else None
+        self.refiner = Refiner(cfg.refinement, backends, vocabulary, self.telemetry, outcomes)
+        self._share_cooldowns()
         self.prober = Prober(probe_sets, cfg.server.probe_interval_s)
         self.prober.start()
+
+    def _share_cooldowns(self) -> None:
+        """Publish every pool's failures through :attr:`state`; apply other processes' verdicts."""
+        pools = {pool.name: pool for pool in (*self.target_pools.values(), *self.adapter_pools.values())}
+
+        def publish(pool: EndpointPool, endpoint: Endpoint, error: str) -> None:
+            task = asyncio.get_running_loop().create_task(self.state.mark_down(pool.name, endpoint.url, pool.cooldown_s, error))
+            self.publishing.add(task)
+            task.add_done_callback(self.publishing.discard)
+
+        def apply(pool_name: str, url: str, seconds: float, error: str) -> None:
+            pool = pools.get(pool_name)
+            if pool is not None and pool.apply_verdict(url, seconds, error):
+                log.info("endpoint %s of %s out of rotation for %gs: %s (another gateway)", url, pool_name, seconds, error)
+
+        for pool in pools.values():
+            pool.on_failure = publish
+        self.state.watch_down(apply)
 
     async def stop(self) -> None:
         pending = [task for task in self.background if not task.done()]
@@ -97,6 +122,9 @@ class Runtime:
         for session in self.sessions:
             await session.close()
         self.sessions.clear()
+        if self.publishing:
+            await asyncio.gather(*self.publishing, return_exceptions=True)
+        await self.state.close()
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
         """(ready, body) for ``/ready``: ready when at least one target endpoint is up."""
@@ -109,6 +137,7 @@ class Runtime:
             "draining": self.draining,
             "targets": targets,
             "adapters": {**adapters, **builtin},
+            "state": self.state.status(),
         }
 
 
@@ -118,7 +147,6 @@ def build_runtime(config: GatewayConfig, builtin_stages: Mapping[Role, StageBack
     keys = load_api_keys(config)
     if not keys:
         log.warning("no client API keys configured: the gateway accepts every caller")
-    rate = config.server.rate_limit
     telemetry = Telemetry.from_config(config.telemetry)
     builtin = dict(builtin_stages or {})
     if config.refinement.builtin_cleaner == "always" and Role.CLEANER not in builtin:
@@ -126,7 +154,7 @@ def build_runtime(config: GatewayConfig, builtin_stages: Mapping[Role, StageBack
     return Runtime(
         config=config,
         auth=ApiKeyAuth(keys),
-        rate_limits=TokenBuckets(rate.requests_per_s, rate.burst),
+        state=build_state(config.state),
         builtin_stages=builtin,
         telemetry=telemetry,
     )

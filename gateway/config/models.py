@@ -148,6 +148,14 @@ class DescriberConfig(_Frozen):
     )
 
 
+class RefinementCacheConfig(_Frozen):
+    """The refinement cache: merged outcomes by a hash of the prompt and everything that shapes them.
+    They live in ``state`` (in-process: ``state.local_cache_entries`` bounds them; Redis: the TTL)."""
+
+    enabled: bool = True
+    ttl_s: float = Field(default=3600.0, gt=0, description="how long an outcome is reused")
+
+
 class RefinementConfig(_Frozen):
     deadline_s: float = Field(default=3.0, gt=0, description="overall refinement budget")
     stages: list[Role] = Field(default_factory=lambda: list(ALL_ROLES), description="stages on by default")
@@ -162,6 +170,7 @@ class RefinementConfig(_Frozen):
     mode: RefinementMode = Field(
         default="apply", description="apply: forward the refined prompt; shadow: forward the original, record the refinement"
     )
+    cache: RefinementCacheConfig = RefinementCacheConfig()
 
 
 class RateLimitConfig(_Frozen):
@@ -185,6 +194,9 @@ class ServerConfig(_Frozen):
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     drain_delay_s: float = Field(
         default=0.0, ge=0, description="after SIGTERM, keep listening this long with /ready and new requests at 503"
+    )
+    workers: int | None = Field(
+        default=None, ge=1, description="server processes sharing the port; null = the CPUs this process may use"
     )
 
 
@@ -212,6 +224,25 @@ class TelemetryConfig(_Frozen):
         return self
 
 
+class StateConfig(_Frozen):
+    """Where state shared by processes and replicas lives (rate limits, endpoint cool-downs, the
+    refinement cache). No ``redis_url``: all in this process."""
+
+    redis_url: str | None = Field(default=None, description="redis:// or rediss:// URL of Redis or Valkey; null: in-process state")
+    key_prefix: str = Field(default="mpr:", description="prefix of every key and channel the gateway uses")
+    connect_timeout_s: float = Field(default=0.25, gt=0, description="TCP connect timeout to Redis")
+    op_timeout_s: float = Field(default=0.2, gt=0, description="timeout of every Redis call; past it the call fails open")
+    retry_backoff_s: float = Field(default=0.2, gt=0, description="first wait before reconnecting to an unreachable Redis; doubles")
+    retry_backoff_max_s: float = Field(default=2.0, gt=0, description="cap of one reconnect wait")
+    local_cache_entries: int = Field(default=10_000, ge=0, description="in-process cache size (no redis_url)")
+
+    @model_validator(mode="after")
+    def _redis_scheme(self) -> StateConfig:
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"redis_url {self.redis_url!r} must start with redis://, rediss:// or unix://")
+        return self
+
+
 class GatewayConfig(_Frozen):
     """The whole ``routes.yaml``."""
 
@@ -221,6 +252,7 @@ class GatewayConfig(_Frozen):
     refinement: RefinementConfig = RefinementConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     retry: RetryConfig = RetryConfig()
+    state: StateConfig = StateConfig()
 
     @model_validator(mode="after")
     def _unique_target_names(self) -> GatewayConfig:

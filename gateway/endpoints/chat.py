@@ -45,7 +45,7 @@ class ChatCompletions:
     async def handle(self, request: Request[Any, Any, Any]) -> Response[Any] | Stream:
         """The Litestar route (the raw ASGI fast path in :mod:`gateway.endpoints.fast` serves the
         usual ``POST /v1/chat/completions``; both share :meth:`process`)."""
-        authorize(self.runtime, request)
+        await authorize(self.runtime, request)
         raw = await request.body()
         status, headers, content, media_type = await self.process(raw, request.headers.get, request.scope, request.receive)
         if isinstance(content, bytes):

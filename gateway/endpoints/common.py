@@ -14,26 +14,39 @@ from gateway.errors import InvalidRequest, RateLimited, ServiceUnavailable
 from gateway.runtime import Runtime
 
 
-def authorize(runtime: Runtime, request: Request[Any, Any, Any]) -> str | None:
+async def authorize(runtime: Runtime, request: Request[Any, Any, Any]) -> str | None:
     """Authenticate and charge the rate limit; returns the caller's key (None when auth is off)."""
     client = request.client
-    return admit(runtime, request.headers.get("authorization"), client.host if client else "anonymous")
+    host = client.host if client else "anonymous"
+    key = admit(runtime, request.headers.get("authorization"), host)
+    if runtime.config.server.rate_limit.requests_per_s > 0:
+        await charge(runtime, key or host)
+    return key
 
 
 def admit(runtime: Runtime, authorization: str | None, client_host: str) -> str | None:
-    """:func:`authorize` from the raw values: draining 503, API key, rate limit."""
+    """The synchronous part of :func:`authorize`: draining 503, API key (the rate limit is
+    :func:`charge`, awaited only when a limit is set)."""
     if runtime.draining:  # SIGTERM received: in-flight requests finish, new ones go elsewhere
         raise ServiceUnavailable("The gateway is shutting down; retry the request.", headers={"retry-after": "1"})
-    key = runtime.auth.authenticate(authorization)
-    if runtime.rate_limits.enabled:
-        wait = runtime.rate_limits.take(key or client_host)
-        if wait > 0:
-            retry_after = max(1, int(wait + 0.999))
-            raise RateLimited(
-                f"Rate limit reached for this API key; retry in {retry_after}s.",
-                headers={"retry-after": str(retry_after)},
-            )
-    return key
+    return runtime.auth.authenticate(authorization)
+
+
+async def charge(runtime: Runtime, subject: str) -> None:
+    """Take one token from ``subject``'s bucket in the shared state; 429 with ``retry-after`` when empty."""
+    limit = runtime.config.server.rate_limit
+    wait = await runtime.state.take(subject, limit.requests_per_s, limit.burst)
+    if wait > 0:
+        retry_after = retry_after_s(wait)
+        raise RateLimited(
+            f"Rate limit reached for this API key; retry in {retry_after}s.",
+            headers={"retry-after": str(retry_after)},
+        )
+
+
+def retry_after_s(wait: float) -> int:
+    """A wait in seconds as a ``retry-after`` value: whole seconds, rounded up, at least 1."""
+    return max(1, int(wait + 0.999))
 
 
 def decode_object(body: bytes) -> dict[str, Any]:
@@ -57,7 +70,7 @@ Process = Callable[[bytes, Callable[[str], "str | None"], Any, Any], Awaitable[t
 async def serve_litestar(runtime: Runtime, process: Process, request: Request[Any, Any, Any]) -> Response[Any] | Stream:
     """A Litestar route serving ``request`` with a serving object's ``process`` (the fast path
     calls the same ``process``)."""
-    authorize(runtime, request)
+    await authorize(runtime, request)
     raw = await request.body()
     status, headers, content, media_type = await process(raw, request.headers.get, request.scope, request.receive)
     if isinstance(content, bytes):

@@ -29,7 +29,7 @@ import msgspec
 
 from gateway.disconnect import ClientDisconnected, DisconnectWatch
 from gateway.endpoints.chat import Reply
-from gateway.endpoints.common import admit
+from gateway.endpoints.common import admit, charge
 from gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge, error_body, error_payload
 from gateway.runtime import Runtime
 
@@ -114,7 +114,7 @@ class FastPath:
     """ASGI: ``POST`` to a path of ``routes`` served here by its :class:`Serving`, everything else
     by ``app``."""
 
-    __slots__ = ("app", "routes", "fallbacks", "reserved", "runtime", "max_body", "handler")
+    __slots__ = ("app", "routes", "fallbacks", "reserved", "runtime", "max_body", "limited", "handler")
 
     def __init__(
         self, app: Any, runtime: Runtime, routes: Mapping[str, Serving], wrap: Any = None, reserved: Iterable[str] = ()
@@ -127,6 +127,7 @@ class FastPath:
         )
         self.reserved = reserved_paths(reserved)
         self.max_body = runtime.config.server.max_body_bytes or float("inf")
+        self.limited = runtime.config.server.rate_limit.requests_per_s > 0  # off: no await for it
         self.handler = wrap(self._serve) if wrap is not None else self._serve  # TelemetryMiddleware
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -177,7 +178,10 @@ class FastPath:
             if key not in headers:
                 headers[key] = value.decode("latin-1")
         client = scope.get("client")
-        admit(self.runtime, headers.get("authorization"), client[0] if client else "anonymous")
+        host = client[0] if client else "anonymous"
+        key = admit(self.runtime, headers.get("authorization"), host)
+        if self.limited:
+            await charge(self.runtime, key or host)
         raw = await self._body(headers.get("content-length"), receive)
         match = self.match(scope["path"])
         assert match is not None  # __call__ matched it

@@ -86,7 +86,7 @@ class PromptRefinement:
         if mode == "shadow":
             record = functools.partial(self._record_shadow, model)
             return RefinementRun(mode, None, ShadowRefinement(refiner, text, controls, record, self.runtime.background))
-        outcome = await refiner.refine(text, controls.stages, use_gate=controls.skip_gate)
+        outcome = await refiner.refine(text, controls.stages, use_gate=controls.skip_gate, cache=controls.cache)
         self._audit(outcome, model, mode)
         return RefinementRun(mode, outcome)
 

@@ -30,7 +30,7 @@ def _fallback(text: str, reason: str, started: float) -> RefinementOutcome:
 async def _run(refiner: Refiner, text: str, controls: RefineControls, record: Record) -> RefinementOutcome:
     started = time.perf_counter()
     try:
-        outcome = await refiner.refine(text, controls.stages, use_gate=controls.skip_gate, mode="shadow")
+        outcome = await refiner.refine(text, controls.stages, use_gate=controls.skip_gate, mode="shadow", cache=controls.cache)
     except asyncio.CancelledError:
         raise
     except Exception:  # a refinement bug must never reach the response

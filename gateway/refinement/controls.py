@@ -24,6 +24,8 @@ class RefineControls:
     return_details: bool = False
     skip_gate: bool = True
     mode: RefinementMode | None = None
+    cache: bool = True
+    """False: neither read nor write the refinement cache (``x-mpr-cache: off``, ``mpr.cache: false``)."""
 
 
 def parse_stages(value: Any, param: str) -> tuple[Role, ...]:
@@ -63,13 +65,19 @@ def parse_mode(value: Any, param: str) -> RefinementMode:
     return mode
 
 
+def parse_cache(header: str | None, body: Any) -> bool:
+    """Whether to use the refinement cache: ``x-mpr-cache`` (on/off), overridden by a body ``cache`` value."""
+    cache = True if header is None else _flag(header, "x-mpr-cache")
+    return cache if body is None else _flag(body, "cache")
+
+
 def resolve_mode(requested: RefinementMode | None, target: RefinementMode | None, default: RefinementMode) -> RefinementMode:
     """The request's mode, else the target's ``refinement_mode``, else ``refinement.mode``."""
     return requested or target or default
 
 
 def parse_controls(header: Callable[[str], str | None], mpr: Any) -> RefineControls:
-    """Combine ``x-mpr-refine`` / ``x-mpr-stages`` / ``x-mpr-mode`` headers with the body's ``mpr`` object.
+    """Combine ``x-mpr-refine`` / ``x-mpr-stages`` / ``x-mpr-mode`` / ``x-mpr-cache`` headers with the body's ``mpr`` object.
 
     The body wins over headers when both set the same control.
     """
@@ -82,12 +90,15 @@ def parse_controls(header: Callable[[str], str | None], mpr: Any) -> RefineContr
     mode: RefinementMode | None = None
     if (value := header("x-mpr-mode")) is not None:
         mode = parse_mode(value, "x-mpr-mode")
+    cache = True
+    if (value := header("x-mpr-cache")) is not None:
+        cache = _flag(value, "x-mpr-cache")
     return_details = False
     skip_gate = True
     if mpr is not None:
         if not isinstance(mpr, dict):
             raise InvalidRequest("'mpr' must be an object", param="mpr")
-        unknown = set(mpr) - {"refine", "stages", "return_details", "skip_gate", "mode"}
+        unknown = set(mpr) - {"refine", "stages", "return_details", "skip_gate", "mode", "cache"}
         if unknown:
             raise InvalidRequest(f"unknown key(s) in 'mpr': {', '.join(sorted(unknown))}", param="mpr")
         if "refine" in mpr:
@@ -100,4 +111,6 @@ def parse_controls(header: Callable[[str], str | None], mpr: Any) -> RefineContr
             skip_gate = _flag(mpr["skip_gate"], "mpr.skip_gate")
         if "mode" in mpr:
             mode = parse_mode(mpr["mode"], "mpr.mode")
-    return RefineControls(refine, stages, return_details, skip_gate, mode)
+        if "cache" in mpr:
+            cache = _flag(mpr["cache"], "mpr.cache")
+    return RefineControls(refine, stages, return_details, skip_gate, mode, cache)

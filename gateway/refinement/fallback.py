@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 
 from gateway.config.models import Role
+from gateway.refinement.cache_key import stage_fingerprint
 from gateway.refinement.results import StageResult
 from gateway.refinement.stages import StageBackend
 
@@ -21,6 +22,11 @@ class FallbackStage:
         self.role = role
         self.primary = primary
         self.standby = standby
+
+    @property
+    def fingerprint(self) -> str:
+        """This stage's version in the refinement cache's key: the primary's and the standby's."""
+        return f"fallback({stage_fingerprint(self.primary) if self.primary else '-'},{stage_fingerprint(self.standby)})"
 
     @property
     def config(self) -> object:

@@ -1,55 +1,26 @@
-"""The refinement pipeline: gate, concurrent fan-out under a deadline, merge, header value."""
+"""The refinement pipeline: cache lookup, gate, concurrent fan-out under a deadline, merge, header value."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from gateway.config.models import RefinementConfig, Role
+from gateway.refinement.cache_key import cache_key, gateway_version, settings_digest, stage_fingerprint
 from gateway.refinement.gate import GateDecision, decide
 from gateway.refinement.lexicon import Lexicon
 from gateway.refinement.merge import merge
-from gateway.refinement.results import MergeResult, StageResult
+from gateway.refinement.outcome_cache import OutcomeCache
+from gateway.refinement.results import MergeResult, RefinementOutcome, StageResult
 from gateway.refinement.stages import StageBackend
 from gateway.telemetry import Telemetry, default_telemetry
 
+__all__ = ["Refiner", "RefinementOutcome", "header_value"]
+
 log = logging.getLogger("gateway.refinement")
-
-
-@dataclass(frozen=True, slots=True)
-class RefinementOutcome:
-    """Everything the response needs: refined text, description, header value, details."""
-
-    original: str
-    refined: str
-    description: str | None
-    header: str
-    elapsed_ms: float
-    gate: GateDecision | None = None
-    merged: MergeResult | None = None
-    results: Mapping[Role, StageResult] = field(default_factory=dict)
-
-    @property
-    def changed(self) -> bool:
-        return self.refined != self.original or bool(self.description)
-
-    def details(self) -> dict[str, object]:
-        """The ``mpr`` object of ``return_details`` and ``/v1/refine``."""
-        stages = {}
-        if self.merged is not None:
-            stages = {role.value: verdict.as_dict() for role, verdict in self.merged.verdicts.items()}
-        return {
-            "original": self.original,
-            "refined": self.refined,
-            "description": self.description,
-            "refinement": self.header,
-            "refine_ms": round(self.elapsed_ms, 2),
-            "gate": None if self.gate is None else self.gate.as_dict(),
-            "stages": stages,
-        }
 
 
 def header_value(merged: MergeResult) -> str:
@@ -76,6 +47,7 @@ class Refiner:
         backends: Mapping[Role, StageBackend],
         vocabulary: Lexicon,
         telemetry: Telemetry | None = None,
+        cache: OutcomeCache | None = None,
     ) -> None:
         self.config = config
         self.backends = dict(backends)
@@ -83,6 +55,9 @@ class Refiner:
         self._default_stages = tuple(r for r in config.stages if r in self.backends)
         self.vocabulary = vocabulary
         self.telemetry = telemetry or default_telemetry()
+        self.cache = cache
+        self._fingerprints = {role: stage_fingerprint(backend) for role, backend in self.backends.items()}
+        self._settings = settings_digest(config, gateway_version())
 
     def stages_for(self, requested: tuple[Role, ...] | None) -> tuple[Role, ...]:
         if requested is None:
@@ -98,24 +73,29 @@ class Refiner:
         use_gate: bool = True,
         headers: dict[str, str] | None = None,
         mode: str = "apply",
+        cache: bool = True,
     ) -> RefinementOutcome:
         """Refine ``text``; never raises for stage trouble (falls back to the original).
 
-        ``mode`` (``apply``/``shadow``) only labels the metrics and the span.
+        ``mode`` (``apply``/``shadow``) only labels the metrics and the span; ``cache`` False
+        bypasses the refinement cache (``x-mpr-cache: off``).
         """
         with self.telemetry.refinement() as observed:  # `refine` span (tracing on) + metrics
-            outcome = await self._refine(text, requested, use_gate=use_gate, headers=headers)
+            outcome = await self._cached(text, requested, use_gate=use_gate, headers=headers, use_cache=cache)
             observed.done(outcome, self.stages_for(requested), mode)
         return outcome
 
-    async def _refine(
+    async def _cached(
         self,
         text: str,
         requested: tuple[Role, ...] | None,
         *,
         use_gate: bool,
         headers: dict[str, str] | None,
+        use_cache: bool,
     ) -> RefinementOutcome:
+        """The gate first (tens of microseconds: a skip never pays a cache lookup or a Redis round
+        trip), then the cached outcome of the stages (a hit), else a fresh run, stored when settled."""
         started = time.perf_counter()
         gate: GateDecision | None = None
         if use_gate or len(text) > self.config.skip_gate.max_prompt_chars or not text.strip():
@@ -125,6 +105,28 @@ class Refiner:
         roles = self.stages_for(requested)
         if not roles:
             return self._unchanged(text, "skipped;reason=no_stages", started, gate)
+        store = self.cache
+        if store is None or not use_cache:
+            if store is not None:
+                store.count("bypass")
+            return await self._refine(text, roles, gate, started, headers)
+        key = cache_key(text, roles, use_gate, self._fingerprints, self._settings)
+        hit = await store.lookup(key, text, started)
+        if hit is not None:
+            return hit
+        outcome = await self._refine(text, roles, gate, started, headers)
+        await store.store(key, outcome)
+        return dataclasses.replace(outcome, elapsed_ms=(time.perf_counter() - started) * 1000, cache="miss")
+
+    async def _refine(
+        self,
+        text: str,
+        roles: tuple[Role, ...],
+        gate: GateDecision | None,
+        started: float,
+        headers: dict[str, str] | None,
+    ) -> RefinementOutcome:
+        """The stages at once, then the merge; never raises (a bug falls back to the original)."""
         try:
             results = await self._fan_out(text, roles, headers)
             with self.telemetry.merge_span():

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from gateway.config.models import Role
+from gateway.refinement.gate import GateDecision
+
+CacheUse = Literal["hit", "miss", "off"]
+"""How the refinement cache served an outcome: ``off`` = not consulted (disabled, bypassed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +62,38 @@ class MergeResult:
     description: str | None
     applied: tuple[Role, ...]
     verdicts: dict[Role, StageVerdict] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RefinementOutcome:
+    """Everything the response needs: refined text, description, header value, details."""
+
+    original: str
+    refined: str
+    description: str | None
+    header: str
+    elapsed_ms: float
+    gate: GateDecision | None = None
+    merged: MergeResult | None = None
+    results: Mapping[Role, StageResult] = field(default_factory=dict)
+    cache: CacheUse = "off"
+
+    @property
+    def changed(self) -> bool:
+        return self.refined != self.original or bool(self.description)
+
+    def details(self) -> dict[str, object]:
+        """The ``mpr`` object of ``return_details`` and ``/v1/refine``."""
+        stages = {}
+        if self.merged is not None:
+            stages = {role.value: verdict.as_dict() for role, verdict in self.merged.verdicts.items()}
+        return {
+            "original": self.original,
+            "refined": self.refined,
+            "description": self.description,
+            "refinement": self.header,
+            "refine_ms": round(self.elapsed_ms, 2),
+            "gate": None if self.gate is None else self.gate.as_dict(),
+            "stages": stages,
+            "cache": self.cache,
+        }

@@ -7,6 +7,7 @@ A stage never raises for upstream trouble: errors come back as ``StageResult.err
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from typing import Any, Protocol
 
@@ -51,6 +52,12 @@ def parse_stage_reply(body: bytes, output: str, output_key: str | None) -> str:
     return content
 
 
+def stage_version(config: AdapterConfig, template: PromptTemplate) -> str:
+    """The adapter's model plus a hash of its prompt template, parameters and output format."""
+    shape = msgspec.json.encode([template.system, template.user, config.params, config.output, config.output_key], order="sorted")
+    return f"vllm:{config.model}:{hashlib.blake2b(shape, digest_size=8).hexdigest()}"
+
+
 class VllmStage:
     """A LoRA adapter served by vLLM's OpenAI API (``model`` = the LoRA name)."""
 
@@ -69,6 +76,8 @@ class VllmStage:
         self.session = session
         self._timeout = aiohttp.ClientTimeout(total=config.timeout_s, sock_connect=config.connect_timeout_s)
         self._params: dict[str, Any] = {k: v for k, v in config.params.items() if k not in ("model", "messages", "stream")}
+        self.fingerprint = stage_version(config, template)
+        """This stage's version in the refinement cache's key."""
 
     def request_body(self, text: str) -> bytes:
         return msgspec.json.encode(

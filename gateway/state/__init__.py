@@ -1,17 +1,23 @@
 """State that replicas and worker processes share: one small interface, two implementations.
 
 :class:`SharedState` is what handlers use — never ``if redis:``. :mod:`gateway.state.local` keeps
-everything in this process (the default); a Redis implementation makes it shared across processes
-and replicas and fails open to the local one when Redis is down.
+everything in this process (the default); :mod:`gateway.state.redis` makes it shared across
+processes and replicas, and :mod:`gateway.state.failopen` falls back to the local one while Redis
+is down. :func:`gateway.state.build.build_state` picks from the config.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
+
+DownWatcher = Callable[[str, str, float, str], None]
+"""(pool name, endpoint URL, seconds out of rotation, error) — a verdict another process published."""
 
 
 class SharedState(Protocol):
-    """Shared key-value state: a byte cache with a TTL (the refinement cache lives here)."""
+    """Shared state: a byte cache with a TTL (the refinement cache lives here), per-key token
+    buckets (rate limits) and endpoint cool-down verdicts."""
 
     async def cache_get(self, key: str) -> bytes | None:
         """The value stored under ``key``, or None (missing, expired, or the store unreachable)."""
@@ -19,6 +25,20 @@ class SharedState(Protocol):
 
     async def cache_put(self, key: str, value: bytes, ttl_s: float) -> None:
         """Store ``value`` under ``key`` for ``ttl_s`` seconds (best effort: errors are swallowed)."""
+        ...
+
+    async def take(self, key: str, rate: float, burst: int) -> float:
+        """Take one token from ``key``'s bucket (``rate`` per second up to ``burst``): 0.0 when
+        allowed, else the seconds until a token is available. Atomic across the sharing processes."""
+        ...
+
+    async def mark_down(self, pool: str, url: str, seconds: float, error: str) -> None:
+        """Publish that ``url`` of ``pool`` failed: every other sharing process takes it out of
+        rotation for ``seconds`` (best effort)."""
+        ...
+
+    def watch_down(self, watcher: DownWatcher) -> None:
+        """Call ``watcher`` for each verdict other processes publish (call with a running loop)."""
         ...
 
     def status(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The in-process :class:`~gateway.state.SharedState`: a bounded LRU with per-entry expiry."""
+"""The in-process :class:`~gateway.state.SharedState`: a bounded LRU with per-entry expiry, token
+buckets per (rate, burst), and no one to share cool-down verdicts with."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
+
+from gateway.ratelimit import TokenBuckets
+from gateway.state import DownWatcher
 
 
 class LocalState:
@@ -15,6 +19,7 @@ class LocalState:
         self.max_entries = max_entries
         self.clock = clock
         self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._buckets: dict[tuple[float, int], TokenBuckets] = {}
 
     async def cache_get(self, key: str) -> bytes | None:
         found = self._cache.get(key)
@@ -34,6 +39,22 @@ class LocalState:
         self._cache.move_to_end(key)
         while len(self._cache) > self.max_entries:
             self._cache.popitem(last=False)
+
+    async def take(self, key: str, rate: float, burst: int) -> float:
+        return self.take_now(key, rate, burst)
+
+    def take_now(self, key: str, rate: float, burst: int) -> float:
+        """:meth:`take` without the coroutine (the fail-open wrapper's fallback)."""
+        buckets = self._buckets.get((rate, burst))
+        if buckets is None:
+            buckets = self._buckets[(rate, burst)] = TokenBuckets(rate, burst, self.clock)
+        return buckets.take(key)
+
+    async def mark_down(self, pool: str, url: str, seconds: float, error: str) -> None:
+        """Nothing to publish: this process's pool already took the endpoint out of rotation."""
+
+    def watch_down(self, watcher: DownWatcher) -> None:
+        """No other process publishes here."""
 
     def status(self) -> dict[str, Any]:
         return {"kind": "local", "reachable": True, "cache_entries": len(self._cache)}

@@ -42,6 +42,7 @@ STAGES = "mpr.stages"
 APPLIED = "mpr.applied"
 CHANGED = "mpr.changed"
 REFINE_MS = "mpr.refine_ms"
+CACHE = "mpr.cache"  # hit, miss, off
 TARGET = "mpr.target"
 ATTEMPT = "mpr.attempt"  # 1-based try number of a target call (retries, fallbacks)
 PROMPT_ORIGINAL = "mpr.prompt.original"  # opt-in

@@ -198,6 +198,11 @@ class Metrics:
             "Shadow-mode refinements, by what applying them would have done: changed, unchanged, skipped, failed",
             ("result",),
         )
+        self.refinement_cache_results = _Counter(
+            "mpr_refinement_cache",
+            "Refinement cache lookups: hit, miss, bypass (x-mpr-cache: off / mpr.cache: false), error (lookup or store failed)",
+            ("result",),
+        )
         self.target_attempts = _Counter(
             "mpr_target_attempts",
             "Target call attempts, by target tried and outcome: ok, retried_status, retried_error, failed_over, exhausted",
@@ -207,6 +212,7 @@ class Metrics:
         self._pools = _PoolCollector()
         r.register(self._pools)  # type: ignore[arg-type]
         r.register(self)  # type: ignore[arg-type]
+        self.exposition = r  # what render() exposes: this registry, or the whole server's (workers)
         self._request_children: dict[tuple[str, str, int], tuple[tuple[str, str, str], list[float]]] = {}
 
     # -- collector ------------------------------------------------------------------------
@@ -230,6 +236,7 @@ class Metrics:
         yield self.refinement_ttfb_share.family()
         yield self.shadow_refinements.family()
         yield self.target_attempts.family()
+        yield self.refinement_cache_results.family()
 
     # -- sources --------------------------------------------------------------------------
     def watch_pools(self, source: PoolSource) -> None:
@@ -279,6 +286,10 @@ class Metrics:
     def shadow_refinement(self, result: str) -> None:
         self.shadow_refinements.inc((result,))
 
+    def refinement_cache(self, result: str) -> None:
+        """One refinement cache lookup's result: ``hit``, ``miss``, ``bypass`` or ``error``."""
+        self.refinement_cache_results.inc((result,))
+
     # -- target calls ---------------------------------------------------------------------
     def target_attempt(self, target: str, outcome: str) -> None:
         """One target call attempt and what followed it (see :mod:`gateway.upstream.retry`)."""
@@ -286,7 +297,11 @@ class Metrics:
 
     # -- exposition -----------------------------------------------------------------------
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.exposition)
+
+    def expose_through(self, registry: CollectorRegistry) -> None:
+        """Render ``registry`` instead of this one (a worker's merged view of the whole server)."""
+        self.exposition = registry
 
 
 def pools_of(target_pools: Mapping[Any, Any], adapter_pools: Mapping[Any, Any]) -> list[Any]:

@@ -44,7 +44,11 @@ def refinement_result(outcome: RefinementOutcome) -> str:
 
 
 def record_refinement(m: Metrics, outcome: RefinementOutcome, roles: Sequence[Role], mode: str = "apply") -> None:
-    """Metrics for one finished refinement (both with and without tracing)."""
+    """Metrics for one finished refinement (both with and without tracing). A cache hit ran no
+    gate and no stage: only its duration (the lookup) is recorded."""
+    if outcome.cache == "hit":
+        m.refinement(refinement_result(outcome), outcome.elapsed_ms / 1000.0)
+        return
     gate = outcome.gate
     if gate is not None:
         m.gate_decision(gate.refine, gate.reason)

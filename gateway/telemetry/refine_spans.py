@@ -93,6 +93,7 @@ class RefineTrace:
         span.set_attribute(A.REFINEMENT, outcome.header)
         span.set_attribute(A.MODE, mode)
         span.set_attribute(A.REFINE_MS, round(outcome.elapsed_ms, 3))
+        span.set_attribute(A.CACHE, outcome.cache)
         span.set_attribute(A.STAGES, [r.value for r in roles])
         span.set_attribute(A.CHANGED, outcome.changed)
         skipped = outcome.header.startswith("skipped")

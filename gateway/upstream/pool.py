@@ -1,6 +1,6 @@
 """Endpoint pools: least-outstanding-requests balancing with cool-down of failed endpoints.
 
-Pure state plus a clock; no I/O. One :class:`EndpointPool` per target and per adapter.
+Pure state plus a clock; no I/O (``on_failure`` hands verdicts to whoever shares them). One :class:`EndpointPool` per target and per adapter.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class EndpointPool:
     endpoints: list[Endpoint]
     cooldown_s: float = 5.0
     clock: Callable[[], float] = field(default=time.monotonic)
+    on_failure: Callable[[EndpointPool, Endpoint, str], None] | None = None  # publishes the verdict (shared state)
 
     @classmethod
     def of(cls, name: str, urls: Iterable[str], cooldown_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> EndpointPool:
@@ -74,6 +75,19 @@ class EndpointPool:
         endpoint.cooldown_until = self.clock() + self.cooldown_s
         endpoint.up = False
         endpoint.last_error = error
+        if self.on_failure is not None:
+            self.on_failure(self, endpoint, error)
+
+    def apply_verdict(self, url: str, seconds: float, error: str) -> bool:
+        """Another process's verdict: ``url`` out of rotation for ``seconds`` (not published again).
+        False when no endpoint of this pool has that URL."""
+        for endpoint in self.endpoints:
+            if endpoint.url == url:
+                endpoint.cooldown_until = max(endpoint.cooldown_until, self.clock() + seconds)
+                endpoint.up = False
+                endpoint.last_error = f"shared: {error}"
+                return True
+        return False
 
     def mark_success(self, endpoint: Endpoint) -> None:
         if endpoint.consecutive_failures or not endpoint.up:

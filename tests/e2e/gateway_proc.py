@@ -34,7 +34,7 @@ def e2e_routes(worker_base_url: str, base_model: str, echo_base_url: str) -> dic
                    "params": adapter_params, "timeout_s": 60, "cooldown_s": 1}
             for role in ROLES
         },
-        "refinement": {"deadline_s": 90, "stages": list(ROLES)},
+        "refinement": {"deadline_s": 90, "stages": list(ROLES), "cache": {"enabled": False}},  # every call reaches the stages
     }
 
 
@@ -57,7 +57,7 @@ class GatewayProcess:
         config.write_text(yaml.safe_dump(self.routes, sort_keys=False))
         self.proc = subprocess.Popen(
             [console_script("mpr-gateway"), "serve", "--config", str(config), "--host", "127.0.0.1",
-             "--port", str(self.port)],
+             "--port", str(self.port), "--workers", "1"],
             stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, cwd=REPO, env=dict(os.environ))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

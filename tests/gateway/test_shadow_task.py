@@ -20,7 +20,7 @@ class _Refiner:
         self.modes: list[str] = []
         self.cancelled = False
 
-    async def refine(self, text: str, requested: Any = None, *, use_gate: bool = True, headers: Any = None, mode: str = "apply") -> RefinementOutcome:
+    async def refine(self, text: str, requested: Any = None, *, use_gate: bool = True, headers: Any = None, mode: str = "apply", cache: bool = True) -> RefinementOutcome:
         self.modes.append(mode)
         try:
             await asyncio.sleep(self.delay_s)

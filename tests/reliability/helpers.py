@@ -30,7 +30,8 @@ def routes_for(
     target: dict[str, Any] | None = None,
     telemetry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A routes.yaml tree: target ``test-model`` → ``target-model``; one peer URL per adapter."""
+    """A routes.yaml tree: target ``test-model`` → ``target-model``; one peer URL per adapter.
+    The refinement cache is off (faults are injected into the stages of repeated prompts)."""
     tree: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": 0, "probe_interval_s": probe_interval_s, **(server or {})},
         "targets": [
@@ -44,7 +45,7 @@ def routes_for(
                 **(target or {}),
             }
         ],
-        "refinement": {"deadline_s": deadline_s, **(refinement or {})},
+        "refinement": {"deadline_s": deadline_s, "cache": {"enabled": False}, **(refinement or {})},
     }
     if telemetry:
         tree["telemetry"] = telemetry

@@ -29,11 +29,14 @@ def free_port() -> int:
 
 
 def routes(target_url: str, adapter_url: str | None = None, **overrides: Any) -> dict[str, Any]:
-    """A routes.yaml tree: one target ``test-model`` → ``target-model``; adapters at ``adapter_url``."""
+    """A routes.yaml tree: one target ``test-model`` → ``target-model``; adapters at ``adapter_url``.
+
+    The refinement cache is off (tests send the same prompt to differently behaving stages); pass
+    ``refinement={"cache": {"enabled": True}}`` to test it."""
     config: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": 0, "probe_interval_s": 0.5},
         "targets": [{"name": "test-model", "endpoints": [target_url], "upstream_model": "target-model", "timeout_s": 10, "cooldown_s": 1}],
-        "refinement": {"deadline_s": 2.0},
+        "refinement": {"deadline_s": 2.0, "cache": {"enabled": False}},
     }
     if adapter_url:
         config["adapters"] = {
@@ -57,8 +60,9 @@ def routes(target_url: str, adapter_url: str | None = None, **overrides: Any) ->
 class GatewayProcess:
     """``with GatewayProcess(config_tree, tmp_path) as gw:`` — ``gw.base_url`` ends in ``/v1``."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None, workers: int = 1) -> None:
         self.config = config
+        self.workers = workers  # ``serve --workers``; 1 (one process) unless a test asks for more
         self.workdir = workdir
         self.env = env or {}
         self.port = free_port()
@@ -82,7 +86,7 @@ class GatewayProcess:
         path.write_text(yaml.safe_dump(self.config))
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "gateway", "serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**clean_env(), **self.env},

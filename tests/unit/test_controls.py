@@ -91,3 +91,17 @@ def test_bad_mode(hdrs: dict[str, str], body: object, param: str) -> None:
 )
 def test_resolve_mode_request_then_target_then_config(requested: str | None, target: str | None, default: str, expected: str) -> None:
     assert resolve_mode(requested, target, default) == expected  # type: ignore[arg-type]
+
+
+def test_cache_is_on_by_default_and_turned_off_by_header_or_body() -> None:
+    assert parse_controls(headers(), None).cache is True
+    assert parse_controls(headers(x_mpr_cache="off"), None).cache is False
+    assert parse_controls(headers(), {"cache": False}).cache is False
+    assert parse_controls(headers(x_mpr_cache="off"), {"cache": True}).cache is True  # the body wins
+
+
+@pytest.mark.parametrize(("hdrs", "body", "param"), [({"x-mpr-cache": "later"}, None, "x-mpr-cache"), ({}, {"cache": "maybe"}, "mpr.cache"), ({}, {"cache": 2}, "mpr.cache")])
+def test_bad_cache_control(hdrs: dict[str, str], body: object, param: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse_controls(hdrs.get, body)
+    assert info.value.param == param

@@ -317,7 +317,7 @@ class Responses:
     async def by_id(self, request: Request[Any, Any, Any], response_id: str, method: str, suffix: str = "") -> Response[bytes]:
         """Pass ``method /v1/responses/{id}{suffix}`` (query string included) through to the
         target that served the response, or to each target in order when that is unknown."""
-        authorize(self.runtime, request)
+        await authorize(self.runtime, request)
         query = request.scope.get("query_string", b"").decode("latin-1")
         path = f"/responses/{response_id}{suffix}" + (f"?{query}" if query else "")
         known = self.index.get(response_id)

@@ -1,0 +1,106 @@
+"""One worker of ``serve --workers N`` (``python -m gateway.serving.worker``, started by the supervisor).
+
+The same app, fast path and SIGTERM drain as a single-process ``serve``, on a ``SO_REUSEPORT``
+socket of its own. With ``MPR_METRICS_DIR`` set it writes a metrics snapshot there about once a
+second and when it exits, and its ``/metrics`` shows the whole server
+(:mod:`gateway.telemetry.multiprocess`). It drains and exits by itself when the supervisor dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.config import ConfigError, load_config
+from gateway.serving.workers import reuse_port_socket
+
+METRICS_DIR_ENV = "MPR_METRICS_DIR"
+TICKS_PER_SNAPSHOT = 10  # uvicorn ticks every 0.1 s
+
+log = logging.getLogger("gateway.worker")
+
+
+def _snapshot_writer(metrics: Any, directory: Path) -> Callable[[bool], None]:
+    """``write(final)``: this worker's snapshot into ``directory`` (errors are logged, not raised)."""
+    from prometheus_client.process_collector import ProcessCollector
+
+    from gateway.telemetry.multiprocess import take_snapshot, write_snapshot
+
+    process = ProcessCollector(registry=None)
+
+    def write(final: bool) -> None:
+        try:
+            write_snapshot(directory, take_snapshot(metrics, process, final=final))
+        except OSError as exc:  # a full or vanished directory must not stop serving
+            log.warning("metrics snapshot not written: %s", exc)
+
+    return write
+
+
+def _ticker(write: Callable[[bool], None] | None, parent: int) -> Callable[[Any, int], None]:
+    """Every ~1 s: write the metrics snapshot; if the supervisor is gone, drain and exit."""
+
+    def tick(server: Any, counter: int) -> None:
+        if counter % TICKS_PER_SNAPSHOT:
+            return
+        if write is not None:
+            write(False)
+        if os.getppid() != parent and not server.should_exit and getattr(server, "drain_until", None) is None:
+            log.error("supervisor %d is gone: draining", parent)
+            server.handle_exit(signal.SIGTERM, None)
+
+    return tick
+
+
+def run(config_path: str, host: str, port: int) -> int:
+    """Serve until SIGTERM/SIGINT; 0 after a clean shutdown, 2 on a config error."""
+    from gateway.app import create_app
+    from gateway.cli import _graceful_server, _setup_logging, _uvicorn_config
+    from gateway.telemetry.multiprocess import merged_registry
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    _setup_logging(config.telemetry.log_level)
+    parent = os.getppid()
+    app = create_app(config)
+    runtime = app.state.runtime
+    metrics = runtime.telemetry.metrics
+    write: Callable[[bool], None] | None = None
+    directory = os.environ.get(METRICS_DIR_ENV)
+    if directory:
+        metrics.expose_through(merged_registry(metrics, Path(directory)))
+        write = _snapshot_writer(metrics, Path(directory))
+
+    server_cfg = config.server
+    sock = reuse_port_socket(host, port)
+    uvicorn_config = _uvicorn_config(app, host, port, server_cfg.shutdown_grace_s, config.telemetry.log_level)
+    server = _graceful_server(uvicorn_config, runtime, server_cfg.drain_delay_s, _ticker(write, parent), repeated_sigterm_escalates=False)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        if write is not None:
+            write(True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway.serving.worker", description=__doc__)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    return run(args.config, args.host, args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""The :class:`~gateway.state.SharedState` a config asks for."""
+
+from __future__ import annotations
+
+from gateway.config.models import StateConfig
+from gateway.state import SharedState
+from gateway.state.failopen import FailOpenState
+from gateway.state.local import LocalState
+from gateway.state.redis_state import RedisState
+
+
+def build_state(config: StateConfig) -> SharedState:
+    """In-process state without ``redis_url``; else Redis behind the fail-open wrapper."""
+    local = LocalState(config.local_cache_entries)
+    if config.redis_url is None:
+        return local
+    redis = RedisState(
+        config.redis_url,
+        prefix=config.key_prefix,
+        connect_timeout_s=config.connect_timeout_s,
+        op_timeout_s=config.op_timeout_s,
+        listen_backoff_s=config.retry_backoff_s,
+        listen_backoff_max_s=config.retry_backoff_max_s,
+    )
+    return FailOpenState(redis, local, backoff_s=config.retry_backoff_s, backoff_max_s=config.retry_backoff_max_s)
