@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -14,7 +16,9 @@ from litestar.exceptions import HTTPException
 from litestar.response import Stream
 from litestar.types import ControllerRouterHandler
 
+from gateway.admin.routes import admin_routes
 from gateway.config import GatewayConfig, Role
+from gateway.config.source import ConfigSource
 from gateway.disconnect import ClientDisconnected
 from gateway.endpoints.chat import ChatCompletions
 from gateway.endpoints.common import authorize
@@ -33,6 +37,8 @@ from gateway.errors import (
     error_payload,
 )
 from gateway.refinement.stages import StageBackend
+from gateway.reload.live import LIVE_KEY, Live, RuntimeRef
+from gateway.reload.reloader import Reloader
 from gateway.runtime import Runtime, build_runtime
 from gateway.state.metrics import StateCollector
 from gateway.telemetry import metrics_route
@@ -88,60 +94,66 @@ def _json(data: object, status: int = 200, headers: Mapping[str, str] | None = N
     return Response(msgspec.json.encode(data), status_code=status, headers=dict(headers or {}), media_type=MediaType.JSON)
 
 
-def build_routes(runtime: Runtime) -> list[ControllerRouterHandler]:
-    """Route handlers bound to ``runtime`` (closures: no globals)."""
-    chat = ChatCompletions(runtime)
-    protect_ops = runtime.config.server.protect_ops_endpoints
+def _live(request: Request[Any, Any, Any], ref: RuntimeRef) -> Live:
+    """The :class:`Live` the fast path pinned this request to (the current one otherwise)."""
+    live: Live | None = request.scope.get(LIVE_KEY)  # type: ignore[call-overload]
+    return live if live is not None else ref.current
+
+
+def build_routes(ref: RuntimeRef) -> list[ControllerRouterHandler]:
+    """Route handlers reading the request's :class:`Live` (closures over ``ref``: no globals); the
+    proxied ones use its serving objects, which the fast path's table holds."""
+
+    def serving(request: Request[Any, Any, Any], path: str) -> Any:
+        return _live(request, ref).routes[path]
 
     @post("/v1/chat/completions", status_code=200)
     async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
-        return await chat.handle(request)
-
-    completions_serving, embeddings_serving = Completions(runtime), embeddings(runtime)
+        return await serving(request, "/v1/chat/completions").handle(request)  # type: ignore[no-any-return]
 
     @post("/v1/completions", status_code=200)
     async def completions(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
-        return await completions_serving.handle(request)
+        return await serving(request, "/v1/completions").handle(request)  # type: ignore[no-any-return]
 
     @post("/v1/embeddings", status_code=200)
     async def create_embeddings(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
-        return await embeddings_serving.handle(request)
-
-    responses = Responses(runtime)  # shares the fast path's response id → target index
+        return await serving(request, "/v1/embeddings").handle(request)  # type: ignore[no-any-return]
 
     @post("/v1/responses", status_code=200)
     async def create_response(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
-        return await responses.handle(request)
+        return await serving(request, "/v1/responses").handle(request)  # type: ignore[no-any-return]
 
     @get("/v1/responses/{response_id:str}")
     async def get_response(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
-        return await responses.by_id(request, response_id, "GET")
+        return await serving(request, "/v1/responses").by_id(request, response_id, "GET")  # type: ignore[no-any-return]
 
     @get("/v1/responses/{response_id:str}/input_items")
     async def response_input_items(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
-        return await responses.by_id(request, response_id, "GET", "/input_items")
+        return await serving(request, "/v1/responses").by_id(request, response_id, "GET", "/input_items")  # type: ignore[no-any-return]
 
     @post("/v1/responses/{response_id:str}/cancel", status_code=200)
     async def cancel_response(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
-        return await responses.by_id(request, response_id, "POST", "/cancel")
+        return await serving(request, "/v1/responses").by_id(request, response_id, "POST", "/cancel")  # type: ignore[no-any-return]
 
     @delete("/v1/responses/{response_id:str}", status_code=200)
     async def delete_response(request: Request[Any, Any, Any], response_id: str) -> Response[bytes]:
-        return await responses.by_id(request, response_id, "DELETE")
+        return await serving(request, "/v1/responses").by_id(request, response_id, "DELETE")  # type: ignore[no-any-return]
 
     @post("/v1/refine", status_code=200)
     async def refine(request: Request[Any, Any, Any]) -> Response[bytes]:
-        body, headers = await refine_prompt(runtime, request)
+        body, headers = await refine_prompt(_live(request, ref).runtime, request)
         return _json(body, headers=headers)
 
     @get("/v1/models")
     async def models(request: Request[Any, Any, Any]) -> Response[bytes]:
+        runtime = _live(request, ref).runtime
         await authorize(runtime, request)
         data = [{"id": t.name, "object": "model", "created": _CREATED, "owned_by": "mpr-gateway"} for t in runtime.config.targets]
         return _json({"object": "list", "data": data})
 
     @get("/v1/models/{model_id:path}")
     async def model(request: Request[Any, Any, Any], model_id: str) -> Response[bytes]:
+        runtime = _live(request, ref).runtime
         await authorize(runtime, request)
         name = model_id.lstrip("/")
         if runtime.config.target(name) is None:
@@ -156,9 +168,12 @@ def build_routes(runtime: Runtime) -> list[ControllerRouterHandler]:
 
     @get("/ready")
     async def ready(request: Request[Any, Any, Any]) -> Response[bytes]:
-        if protect_ops:
+        live = _live(request, ref)
+        runtime = live.runtime
+        if runtime.config.server.protect_ops_endpoints:
             runtime.auth.authenticate(request.headers.get("authorization"))
         is_ready, body = runtime.readiness()
+        body["config"] = live.source.as_dict()
         return _json(body, 200 if is_ready else 503)
 
     by_id = [get_response, response_input_items, cancel_response, delete_response]
@@ -170,23 +185,44 @@ def create_app(
     *,
     builtin_stages: Mapping[Role, StageBackend] | None = None,
     extra_routes: Sequence[ControllerRouterHandler] = (),
+    source: ConfigSource | None = None,
+    config_path: str | Path | None = None,
+    reload_on_sighup: bool = False,
+    broadcast_reload: Callable[[], None] | None = None,
 ) -> Litestar:
-    """A ready-to-serve Litestar app for ``config``."""
+    """A ready-to-serve Litestar app for ``config``. With ``config_path`` (the file ``config`` came
+    from, ``source`` its hash) ``POST /admin/reload`` re-reads it, and with ``reload_on_sighup``
+    so does SIGHUP; ``broadcast_reload`` (a worker of ``--workers N``) tells every worker instead."""
     runtime = build_runtime(config, builtin_stages)
+    ref = RuntimeRef(make_live(runtime, source or ConfigSource.of_config(config)))
+    reloader = Reloader(ref, Path(config_path), make_live, builtin_stages, broadcast_reload) if config_path is not None else None
+    hup = _SighupHandler(reloader) if reloader is not None and reload_on_sighup else None
 
     async def startup() -> None:
-        await runtime.start()
+        await ref.current.runtime.start()
+        if hup is not None and reloader is not None:
+            hup.install()
+            reloader.catch_up()
 
     async def shutdown() -> None:
-        await runtime.stop()
+        if hup is not None:
+            hup.remove()
+        if reloader is not None:
+            await reloader.close()
+        await ref.current.runtime.stop()
         await asyncio.to_thread(telemetry.shutdown)  # flush spans still batched
 
-    telemetry = runtime.telemetry
-    telemetry.metrics.watch_pools(lambda: [*runtime.target_pools.values(), *runtime.adapter_pools.values()])
-    telemetry.metrics.registry.register(StateCollector(lambda: runtime.state))  # type: ignore[arg-type]
-    guard = runtime.auth.authenticate if config.server.protect_ops_endpoints else None
+    telemetry = runtime.telemetry  # one per process: a reload keeps it
+    telemetry.metrics.watch_pools(lambda: [*ref.current.runtime.target_pools.values(), *ref.current.runtime.adapter_pools.values()])
+    telemetry.metrics.registry.register(StateCollector(lambda: ref.current.runtime.state))  # type: ignore[arg-type]
+
+    def guard(authorization: str | None) -> None:
+        current = ref.current.runtime
+        if current.config.server.protect_ops_endpoints:
+            current.auth.authenticate(authorization)
+
     app = Litestar(
-        route_handlers=[*build_routes(runtime), metrics_route(telemetry, guard), *extra_routes],
+        route_handlers=[*build_routes(ref), *admin_routes(ref, reloader), metrics_route(telemetry, guard), *extra_routes],
         on_startup=[startup],
         on_shutdown=[shutdown],
         plugins=telemetry.litestar_plugins(),  # OpenTelemetry SERVER spans, only when tracing is on
@@ -202,14 +238,39 @@ def create_app(
         debug=False,
         logging_config=None,
     )
-    app.state.runtime = runtime
+    app.state.ref = ref
     app.state.route_error_headers = {
         path: dict(headers)
-        for path, serving in fast_routes(runtime).items()
+        for path, serving in ref.current.routes.items()
         if "*" not in path and (headers := error_headers_of(serving))  # exact paths: other methods' 405s
     }
-    _install_fast_path(app, runtime)
+    _install_fast_path(app, ref)
     return app
+
+
+class _SighupHandler:
+    """SIGHUP on the event loop → :meth:`Reloader.on_signal` (main thread only)."""
+
+    def __init__(self, reloader: Reloader) -> None:
+        self.reloader = reloader
+        self.installed = False
+
+    def install(self) -> None:
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reloader.on_signal)
+            self.installed = True
+        except (ValueError, RuntimeError, NotImplementedError) as exc:  # not the main thread, not Unix
+            log.warning("SIGHUP does not reload here (%s); POST /admin/reload does", exc)
+
+    def remove(self) -> None:
+        if self.installed:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a late SIGHUP must not kill a stopping server
+
+
+def make_live(runtime: Runtime, source: ConfigSource) -> Live:
+    """A :class:`Live` for ``runtime``: its serving objects (:func:`fast_routes`)."""
+    return Live(runtime, fast_routes(runtime), source)
 
 
 def fast_routes(runtime: Runtime) -> dict[str, Serving]:
@@ -229,15 +290,14 @@ def embeddings(runtime: Runtime) -> PassThrough:
     return PassThrough(runtime, "/embeddings", "embeddings")
 
 
-def _install_fast_path(app: Litestar, runtime: Runtime) -> None:
-    """Serve the :func:`fast_routes` with :class:`FastPath` in front of the router: inside the
+def _install_fast_path(app: Litestar, ref: RuntimeRef) -> None:
+    """Serve the current :func:`fast_routes` with :class:`FastPath` in front of the router: inside the
     OpenTelemetry SERVER span when tracing is on, wrapped in the telemetry middleware."""
-    telemetry = runtime.telemetry
-    routes = fast_routes(runtime)
+    telemetry = ref.current.runtime.telemetry
     reserved = [route.path for route in app.routes]  # Litestar's own: never taken by the `/v1/*` fallback
 
     def fast(inner: Any) -> FastPath:
-        return FastPath(inner, runtime, routes, wrap=lambda h: TelemetryMiddleware(h, telemetry), reserved=reserved)
+        return FastPath(inner, ref, wrap=lambda h: TelemetryMiddleware(h, telemetry), reserved=reserved)
 
     handler = app.asgi_handler
     otel = getattr(handler, "open_telemetry_middleware", None)  # the Litestar OpenTelemetry plugin

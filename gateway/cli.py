@@ -23,7 +23,8 @@ def _graceful_server(
     ``tick(server, counter)`` runs on uvicorn's ~0.1 s ticks (a worker's metrics snapshots). A
     worker of ``--workers N`` passes ``repeated_sigterm_escalates=False``: systemd signals every
     process of the unit and the supervisor forwards its own, so a second SIGTERM is a duplicate
-    (the supervisor escalates with SIGINT)."""
+    (the supervisor escalates with SIGINT). ``runtime`` is anything with a ``draining`` flag: the
+    app's :class:`~gateway.reload.live.RuntimeRef`, which sets it on the current runtime."""
     import uvicorn
 
     class GracefulServer(uvicorn.Server):
@@ -54,7 +55,7 @@ def _graceful_server(
 
 def _serve(app: object, host: str, port: int, grace_s: float, log_level: str, drain_s: float = 0.0) -> None:
     config = _uvicorn_config(app, host, port, grace_s, log_level)
-    _graceful_server(config, getattr(getattr(app, "state", None), "runtime", None), drain_s).run()
+    _graceful_server(config, getattr(getattr(app, "state", None), "ref", None), drain_s).run()
 
 
 def _uvicorn_config(app: object, host: str, port: int, grace_s: float, log_level: str) -> Any:
@@ -80,9 +81,11 @@ def _setup_logging(level: str) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
+    from gateway.config.source import load_source
 
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app reloads on it: never die of one
     try:
-        config = load_config(args.config)
+        config, source = load_source(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -95,8 +98,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from gateway.serving.supervisor import serve_workers
 
         return serve_workers(args.config, host, port, workers, server.drain_delay_s + server.shutdown_grace_s)
-    logging.getLogger("gateway").info("serving %d target(s) on %s:%d", len(config.targets), host, port)
-    _serve(create_app(config), host, port, server.shutdown_grace_s, config.telemetry.log_level, server.drain_delay_s)
+    logging.getLogger("gateway").info("serving %d target(s) on %s:%d (config %s)", len(config.targets), host, port, source.hash)
+    app = create_app(config, source=source, config_path=args.config, reload_on_sighup=True)
+    _serve(app, host, port, server.shutdown_grace_s, config.telemetry.log_level, server.drain_delay_s)
     return 0
 
 

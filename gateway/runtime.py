@@ -1,7 +1,9 @@
 """The gateway's runtime: config plus the live objects built from it (pools, sessions, stages).
 
-Built by :func:`build_runtime`; started and stopped by the app's lifespan. No globals: every
-handler reaches it through the closure of ``create_app``.
+Built by :func:`build_runtime`; started and stopped by the app's lifespan, or by a reload
+(:mod:`gateway.reload`), which starts a new one and stops the old one after its last request. No
+globals: every request reaches the current one through the :class:`~gateway.reload.live.RuntimeRef`
+of ``create_app``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from gateway.admin.auth import AdminAuth, admin_keys
 from gateway.auth import ApiKeyAuth
 from gateway.config import GatewayConfig, Role, TargetConfig, load_api_keys
 from gateway.config.models import ALL_ROLES
@@ -54,6 +57,7 @@ class Runtime:
     router: TargetRouter | None = None  # retries and fallbacks of target calls (built by start)
     state: SharedState = field(default_factory=LocalState)  # rate limits, cool-down verdicts, cache (shared with Redis)
     publishing: set[asyncio.Task[Any]] = field(default_factory=set)  # cool-down verdicts being published
+    admin: AdminAuth = field(default_factory=lambda: AdminAuth(frozenset()))  # /admin/* (never client keys)
 
     def target(self, name: str) -> TargetClient | None:
         return self.targets.get(name)
@@ -141,19 +145,24 @@ class Runtime:
         }
 
 
-def build_runtime(config: GatewayConfig, builtin_stages: Mapping[Role, StageBackend] | None = None) -> Runtime:
+def build_runtime(
+    config: GatewayConfig, builtin_stages: Mapping[Role, StageBackend] | None = None, telemetry: Telemetry | None = None
+) -> Runtime:
     """A runtime for ``config`` (not started). ``builtin_stages`` replace adapters (demo), as does
-    the built-in cleaner with ``refinement.builtin_cleaner: always``."""
+    the built-in cleaner with ``refinement.builtin_cleaner: always``. ``telemetry``: the running
+    one on a reload (tracer, metrics and audit log live as long as the process)."""
     keys = load_api_keys(config)
     if not keys:
         log.warning("no client API keys configured: the gateway accepts every caller")
-    telemetry = Telemetry.from_config(config.telemetry)
+    if telemetry is None:
+        telemetry = Telemetry.from_config(config.telemetry)
     builtin = dict(builtin_stages or {})
     if config.refinement.builtin_cleaner == "always" and Role.CLEANER not in builtin:
         builtin[Role.CLEANER] = SpellingCleaner()
     return Runtime(
         config=config,
         auth=ApiKeyAuth(keys),
+        admin=AdminAuth(admin_keys(config)),
         state=build_state(config.state),
         builtin_stages=builtin,
         telemetry=telemetry,

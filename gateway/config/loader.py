@@ -112,12 +112,23 @@ def parse_config(data: Any, *, base_dir: Path, source: str = "<config>", env: Ma
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> GatewayConfig:
     """Read, interpolate and validate a routes file."""
     path = Path(path)
+    return load_config_bytes(read_config_bytes(path), path, env)
+
+
+def read_config_bytes(path: Path) -> bytes:
+    """The routes file's bytes; :class:`ConfigError` (``<file>``) when unreadable."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), [("<file>", str(exc))]) from None
+
+
+def load_config_bytes(raw: bytes, path: Path, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Parse, interpolate and validate ``raw``, the bytes of the routes file at ``path``."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [("<file>", f"not UTF-8: {exc}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), [("<yaml>", str(exc).replace("\n", " "))]) from None
     return parse_config(data, base_dir=path.resolve().parent, source=str(path), env=env)

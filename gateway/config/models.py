@@ -187,6 +187,9 @@ class ServerConfig(_Frozen):
     )
     api_keys_file: Path | None = Field(default=None, description="file with one key per line")
     protect_ops_endpoints: bool = Field(default=False, description="require a key for /metrics and /ready")
+    admin_keys: list[str] = Field(
+        default_factory=list, description="keys for /admin/* (with env MPR_ADMIN_KEY); none = the admin routes answer 403"
+    )
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_messages: int = Field(default=2048, ge=1)
     rate_limit: RateLimitConfig = RateLimitConfig()

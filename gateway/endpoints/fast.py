@@ -14,6 +14,12 @@ any path under it that no exact key and no Litestar route (``reserved``: ``/v1/r
 ``/v1/models/…``, ``/v1/responses/{id}/cancel``) takes, under the bounded route template
 ``/v1/{passthrough}`` (metric labels stay few).
 
+It is also where a request pins its configuration: it reads ``RuntimeRef.current`` once (the
+:class:`~gateway.reload.live.Live` of the current runtime: serving table, limits), puts it in the
+scope under ``LIVE_KEY`` for the Litestar routes, counts the request in flight on it until the
+response is sent (a reload retires the old runtime after its last request), and adds
+``x-mpr-config`` to every response.
+
 It sits inside Litestar's ``asgi_handler`` (so inside the OpenTelemetry SERVER span when tracing
 is on) and runs wrapped in :class:`~gateway.telemetry.middleware.TelemetryMiddleware`, as the
 Litestar route does.
@@ -31,7 +37,7 @@ from gateway.disconnect import ClientDisconnected, DisconnectWatch
 from gateway.endpoints.chat import Reply
 from gateway.endpoints.common import admit, charge
 from gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge, error_body, error_payload
-from gateway.runtime import Runtime
+from gateway.reload.live import LIVE_KEY, Live, RuntimeRef
 
 log = logging.getLogger("gateway.app")
 
@@ -47,7 +53,6 @@ _CONTENT_LENGTH = b"content-length"
 _INTERNAL = msgspec.json.encode(error_payload("The gateway hit an internal error.", "server_error", "internal_error"))
 
 
-FALLBACK = "/*"  # a table key ending in it: the fallback for every path under its prefix
 FALLBACK_TEMPLATE = "{passthrough}"  # the route template (metrics label) of a fallback's requests
 
 
@@ -92,9 +97,28 @@ def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
-async def _send_bytes(send: Any, status: int, headers: dict[str, str], body: bytes, media_type: str) -> None:
-    """What a Litestar ``Response(body, status_code, headers, media_type)`` sends."""
+class _Stamped:
+    """``send`` adding one header (``x-mpr-config``) to the response start (Litestar's routes)."""
+
+    __slots__ = ("send", "header")
+
+    def __init__(self, send: Any, header: tuple[bytes, bytes]) -> None:
+        self.send = send
+        self.header = header
+
+    async def __call__(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), self.header]
+        await self.send(message)
+
+
+async def _send_bytes(
+    send: Any, status: int, headers: dict[str, str], body: bytes, media_type: str, extra: tuple[bytes, bytes] | None = None
+) -> None:
+    """What a Litestar ``Response(body, status_code, headers, media_type)`` sends (plus ``extra``)."""
     raw = _encode(headers)
+    if extra is not None:
+        raw.append(extra)
     names = {name for name, _ in raw}
     if status in (204, 304) or status < 200:
         if body and body != b"null":
@@ -111,43 +135,45 @@ async def _send_bytes(send: Any, status: int, headers: dict[str, str], body: byt
 
 
 class FastPath:
-    """ASGI: ``POST`` to a path of ``routes`` served here by its :class:`Serving`, everything else
-    by ``app``."""
+    """ASGI: ``POST`` to a path of the current :class:`Live`'s table served here by its
+    :class:`Serving`, everything else by ``app``; every HTTP request pinned to one :class:`Live`."""
 
-    __slots__ = ("app", "routes", "fallbacks", "reserved", "runtime", "max_body", "limited", "handler")
+    __slots__ = ("app", "ref", "reserved", "handler")
 
-    def __init__(
-        self, app: Any, runtime: Runtime, routes: Mapping[str, Serving], wrap: Any = None, reserved: Iterable[str] = ()
-    ) -> None:
+    def __init__(self, app: Any, ref: RuntimeRef, wrap: Any = None, reserved: Iterable[str] = ()) -> None:
         self.app = app
-        self.runtime = runtime
-        self.routes = {path: serving for path, serving in routes.items() if not path.endswith(FALLBACK)}
-        self.fallbacks = tuple(
-            (path[: -len(FALLBACK)] + "/", serving) for path, serving in routes.items() if path.endswith(FALLBACK)
-        )
+        self.ref = ref
         self.reserved = reserved_paths(reserved)
-        self.max_body = runtime.config.server.max_body_bytes or float("inf")
-        self.limited = runtime.config.server.rate_limit.requests_per_s > 0  # off: no await for it
         self.handler = wrap(self._serve) if wrap is not None else self._serve  # TelemetryMiddleware
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and (match := self.match(scope["path"])) is not None:
-            scope["path_template"] = match[0]
-            await self.handler(scope, receive, send)
-        else:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        live = self.ref.current  # the one read of the current runtime: this request's to its end
+        scope[LIVE_KEY] = live
+        live.in_flight += 1
+        try:
+            if scope["method"] == "POST" and (match := self.match(live, scope["path"])) is not None:
+                scope["path_template"] = match[0]
+                await self.handler(scope, receive, send)
+            else:
+                await self.app(scope, receive, _Stamped(send, live.config_header))
+        finally:
+            live.leave()
 
-    def match(self, path: str) -> tuple[str, Serving] | None:
+    def match(self, live: Live, path: str) -> tuple[str, Serving] | None:
         """(route template, serving) for a ``POST`` to ``path``, or None: Litestar serves it."""
-        serving = self.routes.get(path)
+        serving = live.exact.get(path)
         if serving is not None:
             return path, serving
-        for prefix, fallback in self.fallbacks:
+        for prefix, fallback in live.fallbacks:
             if path.startswith(prefix) and not is_reserved(path, self.reserved):
                 return prefix + FALLBACK_TEMPLATE, fallback
         return None
 
     async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
+        stamp = scope[LIVE_KEY].config_header
         tracked = _ResponseStarted(send)
         try:
             await self._handle(scope, receive, tracked)
@@ -155,20 +181,20 @@ class FastPath:
             if tracked.started:
                 raise
             headers = {**self._error_headers(scope), **exc.headers}  # raised after refinement: its real values
-            await _send_bytes(send, exc.status_code, headers, error_body(exc), "application/json")
+            await _send_bytes(send, exc.status_code, headers, error_body(exc), "application/json", stamp)
         except ClientDisconnected:
             if tracked.started:  # the stream's watcher fired: the relay already cleaned up
                 return
-            await _send_bytes(send, 499, {}, b"", "application/json")
+            await _send_bytes(send, 499, {}, b"", "application/json", stamp)
         except Exception as exc:
             if tracked.started:
                 raise
             log.error("unhandled error on %s %s: %s", scope["method"], scope["path"], type(exc).__name__, exc_info=exc)
-            await _send_bytes(send, 500, self._error_headers(scope), _INTERNAL, "application/json")
+            await _send_bytes(send, 500, self._error_headers(scope), _INTERNAL, "application/json", stamp)
 
     def _error_headers(self, scope: Any) -> dict[str, str]:
         """The serving's headers for the gateway's own errors (chat: ``x-mpr-refinement: off``)."""
-        match = self.match(scope["path"])
+        match = self.match(scope[LIVE_KEY], scope["path"])
         return dict(error_headers_of(match[1] if match is not None else None))
 
     async def _handle(self, scope: Any, receive: Any, send: Any) -> None:
@@ -179,18 +205,20 @@ class FastPath:
                 headers[key] = value.decode("latin-1")
         client = scope.get("client")
         host = client[0] if client else "anonymous"
-        key = admit(self.runtime, headers.get("authorization"), host)
-        if self.limited:
-            await charge(self.runtime, key or host)
-        raw = await self._body(headers.get("content-length"), receive)
-        match = self.match(scope["path"])
+        live: Live = scope[LIVE_KEY]
+        key = admit(live.runtime, headers.get("authorization"), host)
+        if live.limited:
+            await charge(live.runtime, key or host)
+        raw = await self._body(headers.get("content-length"), receive, live.max_body)
+        match = self.match(live, scope["path"])
         assert match is not None  # __call__ matched it
         serving = match[1]
         status, out_headers, content, media_type = await serving.process(raw, headers.get, scope, receive)
         if isinstance(content, bytes):
-            await _send_bytes(send, status, out_headers, content, media_type)
+            await _send_bytes(send, status, out_headers, content, media_type, live.config_header)
             return
         raw_headers = _encode(out_headers)  # a stream: the target's content-type is among them
+        raw_headers.append(live.config_header)
         try:
             async with DisconnectWatch(receive):  # the client leaves: the relay is cancelled
                 await send({"type": "http.response.start", "status": status, "headers": raw_headers})
@@ -200,9 +228,8 @@ class FastPath:
         finally:
             await content.aclose()  # type: ignore[attr-defined]
 
-    async def _body(self, announced: str | None, receive: Any) -> bytes:
+    async def _body(self, announced: str | None, receive: Any, limit: float) -> bytes:
         """The request body, with Litestar's checks: content-length, then the bytes received."""
-        limit = self.max_body
         if announced is not None:
             try:
                 length = int(announced)

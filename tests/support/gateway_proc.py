@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def clean_env() -> dict[str, str]:
-    """``os.environ`` without the client keys (``MPR_API_KEYS``, read by default): a developer's
-    shell must not switch auth on in test gateways; pass it in ``env`` to test it."""
-    return {k: v for k, v in os.environ.items() if k != "MPR_API_KEYS"}
+    """``os.environ`` without the client and admin keys (``MPR_API_KEYS``, ``MPR_ADMIN_KEY``, read by
+    default): a developer's shell must not switch auth on in test gateways; pass them in ``env``."""
+    return {k: v for k, v in os.environ.items() if k not in ("MPR_API_KEYS", "MPR_ADMIN_KEY")}
 
 
 def free_port() -> int:
@@ -80,9 +80,19 @@ class GatewayProcess:
     def start(self) -> GatewayProcess:
         return self.launch().wait_ready()
 
+    @property
+    def config_path(self) -> Path:
+        """The routes file the process was started with (rewrite it, then reload)."""
+        return self.workdir / f"routes-{self.port}.yaml"
+
+    def rewrite(self, config: dict[str, Any]) -> None:
+        """Replace the routes file with ``config`` (the running process reads it on a reload)."""
+        self.config = config
+        self.config_path.write_text(yaml.safe_dump(config))
+
     def launch(self) -> GatewayProcess:
         """Start the process without waiting (start several, then :meth:`wait_ready` each)."""
-        path = self.workdir / f"routes-{self.port}.yaml"
+        path = self.config_path
         path.write_text(yaml.safe_dump(self.config))
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(

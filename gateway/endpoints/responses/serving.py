@@ -91,6 +91,14 @@ def index_for(runtime: Runtime) -> ResponseIndex:
     return index
 
 
+def carry_index(old: Runtime, new: Runtime) -> None:
+    """Let ``new`` (a reloaded runtime) share ``old``'s index: responses created before a reload
+    stay reachable by id."""
+    key = id(new)
+    _INDEXES[key] = index_for(old)
+    weakref.finalize(new, _INDEXES.pop, key, None)
+
+
 def _response_id(content: bytes) -> str | None:
     try:
         data = msgspec.json.decode(content)
