@@ -100,32 +100,48 @@ async def send(
     return routed.reply, routed.call
 
 
-def respond(reply: TargetReply, call: TargetCall, run: RefinementRun, controls: RefineControls, strip_usage: bool) -> Reply:
-    """An OpenAI completion's reply: the relayed SSE stream, or the target's status and JSON body."""
-    headers = run.headers
-    headers.update(route_headers_of(reply.headers))  # x-mpr-target/-attempts on our own errors too
-    if reply.response is not None:
-        if not reply.headers.get("content-type", "").startswith(SSE):
-            bad_type = reply.headers.get("content-type", "none")
-            reply.finish(abort=True)
-            call.fail("wrong_content_type")
-            raise UpstreamUnreachable(f"the target answered a stream with content-type {bad_type!r}", headers=headers)
-        stream = relay(reply, call, UsageFilter() if strip_usage else None, run.shadow)
-        return 200, {**reply.headers, **headers, "cache-control": "no-cache"}, stream, SSE
+def require_sse(reply: TargetReply, call: TargetCall, headers: dict[str, str]) -> None:
+    """An open streaming reply must be SSE; anything else is closed and answered as a 502."""
+    if not reply.headers.get("content-type", "").startswith(SSE):
+        bad_type = reply.headers.get("content-type", "none")
+        reply.finish(abort=True)
+        call.fail("wrong_content_type")
+        raise UpstreamUnreachable(f"the target answered a stream with content-type {bad_type!r}", headers=headers)
+
+
+def complete_body(reply: TargetReply, call: TargetCall, headers: dict[str, str]) -> bytes:
+    """A complete reply's body (its call finished); a target that does not serve the path is a clear error."""
     content = reply.body or b""
     call.finish(reply.status, content)
     if (unserved := unserved_error(reply.status, content)) is not None:
         unserved.headers.update(headers)
         raise unserved
+    return content
+
+
+def require_json(status: int, media_type: str, content: bytes, headers: dict[str, str]) -> None:
+    """A 200 must be valid JSON with a JSON content type; else a 502."""
+    if status == 200 and not media_type.startswith(JSON):
+        raise UpstreamUnreachable(f"the target answered with content-type {media_type!r}, not JSON", headers=headers)
+    if status == 200 and not valid_json(content):
+        raise UpstreamUnreachable("the target answered 200 with a body that is not valid JSON", headers=headers)
+
+
+def respond(reply: TargetReply, call: TargetCall, run: RefinementRun, controls: RefineControls, strip_usage: bool) -> Reply:
+    """An OpenAI completion's reply: the relayed SSE stream, or the target's status and JSON body."""
+    headers = run.headers
+    headers.update(route_headers_of(reply.headers))  # x-mpr-target/-attempts on our own errors too
+    if reply.response is not None:
+        require_sse(reply, call, headers)
+        stream = relay(reply, call, UsageFilter() if strip_usage else None, run.shadow)
+        return 200, {**reply.headers, **headers, "cache-control": "no-cache"}, stream, SSE
+    content = complete_body(reply, call, headers)
     if controls.return_details and run.outcome is not None and reply.status == 200:
         content = with_details(content, run.outcome, run.mode)
     media_type = reply.headers.pop("content-type", JSON)
     if reply.status >= 400 and (normal := openai_error_body(reply.status, content, media_type)) is not content:
         content, media_type = normal, JSON  # the target's error body in OpenAI's shape
-    if reply.status == 200 and not media_type.startswith(JSON):
-        raise UpstreamUnreachable(f"the target answered with content-type {media_type!r}, not JSON", headers=headers)
-    if reply.status == 200 and not valid_json(reply.body or b""):
-        raise UpstreamUnreachable("the target answered 200 with a body that is not valid JSON", headers=headers)
+    require_json(reply.status, media_type, reply.body or b"", headers)
     return reply.status, {**reply.headers, **headers}, content, media_type
 
 

@@ -28,7 +28,7 @@ from litestar.response import Stream
 from gateway.endpoints.common import authorize, decode_object, serve_litestar
 from gateway.endpoints.proxied import require_model, require_target, stream_flag, upstream_body
 from gateway.endpoints.refinement_run import OFF, PromptRefinement, RefinementRun
-from gateway.endpoints.relay import Exchange, Reply, exchange, send, unserved_error, valid_json, with_details
+from gateway.endpoints.relay import Exchange, Reply, complete_body, exchange, require_json, require_sse, send, with_details
 from gateway.endpoints.responses.bridge import ChatStreamTranslator, from_chat, to_chat
 from gateway.endpoints.responses.protocol import StreamWatch, apply_refinement, find_input, validate_input
 from gateway.errors import GatewayError, NotFound, UpstreamTimeout, UpstreamUnreachable
@@ -188,18 +188,15 @@ class Responses:
         """The target's Response (its id remembered), error, or relayed event stream."""
         headers = {**run.headers, **route_headers_of(reply.headers)}
         if reply.response is not None:
-            self._check_stream(reply, call, headers)
+            require_sse(reply, call, headers)
             watch = StreamWatch(str(payload.get("model") or ""))
             relay = self._relay(reply, call, watch, served_by, payload, run)
             return 200, {**reply.headers, **headers, "cache-control": "no-cache"}, relay, SSE
-        content = self._complete_body(reply, call, headers)
+        content = complete_body(reply, call, headers)
         media_type = reply.headers.pop("content-type", JSON)
         if reply.status >= 400:
             return reply.status, {**reply.headers, **headers}, openai_error_body(reply.status, content, media_type), JSON
-        if reply.status == 200 and not media_type.startswith(JSON):
-            raise UpstreamUnreachable(f"the target answered with content-type {media_type!r}, not JSON", headers=headers)
-        if reply.status == 200 and not valid_json(content):
-            raise UpstreamUnreachable("the target answered 200 with a body that is not valid JSON", headers=headers)
+        require_json(reply.status, media_type, content, headers)
         if (rid := _response_id(content)) is not None:
             self.index.remember(rid, served_by)
         if controls.return_details and run.outcome is not None and reply.status == 200:
@@ -220,10 +217,10 @@ class Responses:
         config = self.runtime.config.target(served_by)
         upstream_model = config.model_for_upstream if config is not None else str(payload.get("model") or "")
         if reply.response is not None:
-            self._check_stream(reply, call, headers)
+            require_sse(reply, call, headers)
             relay = self._translate(reply, call, ChatStreamTranslator(payload, upstream_model), run)
             return 200, {**reply.headers, **headers, "cache-control": "no-cache"}, relay, SSE
-        content = self._complete_body(reply, call, headers)
+        content = complete_body(reply, call, headers)
         media_type = reply.headers.pop("content-type", JSON)
         if reply.status >= 400:
             return reply.status, {**reply.headers, **headers}, openai_error_body(reply.status, content, media_type), JSON
@@ -237,24 +234,6 @@ class Responses:
         if controls.return_details and run.outcome is not None:
             response["mpr"] = {**run.outcome.details(), "mode": run.mode}
         return reply.status, {**reply.headers, **headers}, msgspec.json.encode(response), JSON
-
-    @staticmethod
-    def _check_stream(reply: TargetReply, call: TargetCall, headers: dict[str, str]) -> None:
-        if not reply.headers.get("content-type", "").startswith(SSE):
-            bad_type = reply.headers.get("content-type", "none")
-            reply.finish(abort=True)
-            call.fail("wrong_content_type")
-            raise UpstreamUnreachable(f"the target answered a stream with content-type {bad_type!r}", headers=headers)
-
-    @staticmethod
-    def _complete_body(reply: TargetReply, call: TargetCall, headers: dict[str, str]) -> bytes:
-        """The complete answer's body; a target that does not serve the path is a clear error."""
-        content = reply.body or b""
-        call.finish(reply.status, content)
-        if (unserved := unserved_error(reply.status, content)) is not None:
-            unserved.headers.update(headers)
-            raise unserved
-        return content
 
     @staticmethod
     async def _translate(reply: TargetReply, call: TargetCall, translator: ChatStreamTranslator, run: RefinementRun) -> AsyncIterator[bytes]:
