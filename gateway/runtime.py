@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from gateway.admin.auth import AdminAuth, admin_keys
+from gateway.admin.events import EventBus
 from gateway.auth import ApiKeyAuth
 from gateway.config import GatewayConfig, Role, TargetConfig, load_api_keys
 from gateway.config.models import ALL_ROLES
@@ -58,6 +59,7 @@ class Runtime:
     state: SharedState = field(default_factory=LocalState)  # rate limits, cool-down verdicts, cache (shared with Redis)
     publishing: set[asyncio.Task[Any]] = field(default_factory=set)  # cool-down verdicts being published
     admin: AdminAuth = field(default_factory=lambda: AdminAuth(frozenset()))  # /admin/* (never client keys)
+    events: EventBus = field(default_factory=EventBus)  # the operator's event stream (kept across reloads)
 
     def target(self, name: str) -> TargetClient | None:
         return self.targets.get(name)
@@ -146,11 +148,14 @@ class Runtime:
 
 
 def build_runtime(
-    config: GatewayConfig, builtin_stages: Mapping[Role, StageBackend] | None = None, telemetry: Telemetry | None = None
+    config: GatewayConfig,
+    builtin_stages: Mapping[Role, StageBackend] | None = None,
+    telemetry: Telemetry | None = None,
+    events: EventBus | None = None,
 ) -> Runtime:
     """A runtime for ``config`` (not started). ``builtin_stages`` replace adapters (demo), as does
     the built-in cleaner with ``refinement.builtin_cleaner: always``. ``telemetry``: the running
-    one on a reload (tracer, metrics and audit log live as long as the process)."""
+    one on a reload (tracer, metrics and audit log live as long as the process), as is ``events``."""
     keys = load_api_keys(config)
     if not keys:
         log.warning("no client API keys configured: the gateway accepts every caller")
@@ -166,6 +171,7 @@ def build_runtime(
         state=build_state(config.state),
         builtin_stages=builtin,
         telemetry=telemetry,
+        events=events if events is not None else EventBus(),
     )
 
 

@@ -116,7 +116,7 @@ class Reloader:
                 log.warning("config reload (%s) ignored: the gateway is shutting down", trigger)
                 return ReloadOutcome("draining", old.source.hash, source)
             try:
-                runtime = build_runtime(config, self.builtin_stages, telemetry=old.runtime.telemetry)
+                runtime = build_runtime(config, self.builtin_stages, telemetry=old.runtime.telemetry, events=old.runtime.events)
             except (OSError, ValueError) as exc:  # a key file that vanished since validation
                 return self._refused(trigger, old.source.hash, [("<runtime>", f"{type(exc).__name__}: {exc}")])
             try:
