@@ -17,6 +17,8 @@ from litestar.response import Stream
 from litestar.types import ControllerRouterHandler
 
 from gateway.admin.routes import admin_routes
+from gateway.registry.registry import Registrations
+from gateway.registry.routes import registry_routes
 from gateway.config import GatewayConfig, Role
 from gateway.config.source import ConfigSource
 from gateway.disconnect import ClientDisconnected
@@ -42,6 +44,7 @@ from gateway.reload.reloader import Reloader
 from gateway.runtime import Runtime, build_runtime
 from gateway.state.metrics import StateCollector
 from gateway.telemetry import metrics_route
+from gateway.tenants.policy import may_use, visible
 from gateway.telemetry.middleware import TelemetryMiddleware
 
 log = logging.getLogger("gateway.app")
@@ -147,16 +150,17 @@ def build_routes(ref: RuntimeRef) -> list[ControllerRouterHandler]:
     @get("/v1/models")
     async def models(request: Request[Any, Any, Any]) -> Response[bytes]:
         runtime = _live(request, ref).runtime
-        await authorize(runtime, request)
-        data = [{"id": t.name, "object": "model", "created": _CREATED, "owned_by": "mpr-gateway"} for t in runtime.config.targets]
+        tenant = await authorize(runtime, request)
+        names = visible(tenant, [t.name for t in runtime.config.targets])  # only the models the key may use
+        data = [{"id": name, "object": "model", "created": _CREATED, "owned_by": "mpr-gateway"} for name in names]
         return _json({"object": "list", "data": data})
 
     @get("/v1/models/{model_id:path}")
     async def model(request: Request[Any, Any, Any], model_id: str) -> Response[bytes]:
         runtime = _live(request, ref).runtime
-        await authorize(runtime, request)
+        tenant = await authorize(runtime, request)
         name = model_id.lstrip("/")
-        if runtime.config.target(name) is None:
+        if runtime.config.target(name) is None or not may_use(tenant, name):
             from gateway.errors import ModelNotFound
 
             raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
@@ -194,12 +198,14 @@ def create_app(
     from, ``source`` its hash) ``POST /admin/reload`` re-reads it, and with ``reload_on_sighup``
     so does SIGHUP; ``broadcast_reload`` (a worker of ``--workers N``) tells every worker instead."""
     runtime = build_runtime(config, builtin_stages)
+    runtime.registrations = registrations = Registrations(runtime.events)  # registered workers, kept across reloads
     ref = RuntimeRef(make_live(runtime, source or ConfigSource.of_config(config)))
     reloader = Reloader(ref, Path(config_path), make_live, builtin_stages, broadcast_reload) if config_path is not None else None
     hup = _SighupHandler(reloader) if reloader is not None and reload_on_sighup else None
 
     async def startup() -> None:
         await ref.current.runtime.start()
+        registrations.start()
         if hup is not None and reloader is not None:
             hup.install()
             reloader.catch_up()
@@ -207,6 +213,7 @@ def create_app(
     async def shutdown() -> None:
         if hup is not None:
             hup.remove()
+        await registrations.close()
         if reloader is not None:
             await reloader.close()
         await ref.current.runtime.stop()
@@ -222,7 +229,9 @@ def create_app(
             current.auth.authenticate(authorization)
 
     app = Litestar(
-        route_handlers=[*build_routes(ref), *admin_routes(ref, reloader), metrics_route(telemetry, guard), *extra_routes],
+        route_handlers=[
+            *build_routes(ref), *admin_routes(ref, reloader), *registry_routes(ref, registrations), metrics_route(telemetry, guard), *extra_routes
+        ],
         on_startup=[startup],
         on_shutdown=[shutdown],
         plugins=telemetry.litestar_plugins(),  # OpenTelemetry SERVER spans, only when tracing is on

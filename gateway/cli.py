@@ -1,4 +1,4 @@
-"""``mpr-gateway``: serve, check-config, demo, eval."""
+"""``mpr-gateway``: serve, check-config, demo, eval, chat, status."""
 
 from __future__ import annotations
 
@@ -183,6 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="measure refinement quality: skip gate, typos restored, words changed")
     eval_arguments(evaluate)
     evaluate.set_defaults(func=cmd_eval)
+    from gateway.console.chat import add_arguments as chat_arguments, run as chat_run
+
+    chat = sub.add_parser("chat", help="interactive chat through a gateway, showing each turn's refinement")
+    chat_arguments(chat)
+    chat.set_defaults(func=chat_run)
+    from gateway.console.status import add_arguments as status_arguments, run as status_run
+
+    status = sub.add_parser("status", help="the fleet as a table, from a running gateway's /admin/status (admin key)")
+    status_arguments(status)
+    status.set_defaults(func=status_run)
+    from gateway.console.usage import add_commands as usage_commands
+
+    usage_commands(sub)  # usage, hash-key
     return parser
 
 

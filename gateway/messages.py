@@ -1,15 +1,18 @@
-"""Pure helpers over OpenAI chat ``messages``: find the text to refine, put the refined text back.
+"""Pure helpers over OpenAI chat ``messages``: find the user turns, put their presentations back.
 
-``content`` may be a string or a list of parts; only ``text`` parts of the last user message are
-refined, every other part (images, audio, files) stays where it was.
+``content`` may be a string or a list of parts; only ``text`` parts of user messages are refined,
+every other part (images, audio, files) stays where it was. Only a new last user turn is refined;
+earlier ones get the presentation remembered for them (:mod:`gateway.refinement.history`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from gateway.errors import InvalidRequest
+from gateway.refinement.history import Presentation
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -59,14 +62,22 @@ def _text_of(content: Any) -> str | None:
     return None
 
 
+def user_turns(messages: list[dict[str, Any]]) -> tuple[list[PromptSlot], bool]:
+    """Every user message in order (text ``""`` when it has none) and whether the conversation
+    ends with one — a new turn, the only one ever refined (a conversation ending with a tool
+    result or an assistant message has none)."""
+    slots = [
+        PromptSlot(index, _text_of(message.get("content")) or "")
+        for index, message in enumerate(messages)
+        if message.get("role") == "user"
+    ]
+    return slots, bool(slots) and slots[-1].index == len(messages) - 1
+
+
 def find_prompt(messages: list[dict[str, Any]]) -> PromptSlot | None:
-    """The last user message's text, or None when the conversation does not end in user text."""
-    for index in range(len(messages) - 1, -1, -1):
-        message = messages[index]
-        if message.get("role") == "user":
-            text = _text_of(message.get("content"))
-            return PromptSlot(index, text) if text is not None and text.strip() else None
-    return None
+    """The new user turn's text: the last message when it is a user message with text, else None."""
+    slots, new = user_turns(messages)
+    return slots[-1] if new and slots[-1].text.strip() else None
 
 
 def replace_text(content: Any, new_text: str, part_type: str = "text") -> Any:
@@ -86,25 +97,28 @@ def replace_text(content: Any, new_text: str, part_type: str = "text") -> Any:
     return parts
 
 
-def apply_refinement(
+def context_text(description: str) -> str:
+    """The describer's context as it is shown to the target."""
+    return f"Context: {description}"
+
+
+def present(
     messages: list[dict[str, Any]],
-    slot: PromptSlot,
-    refined: str,
-    description: str | None,
+    shown: Sequence[tuple[PromptSlot, Presentation]],
     placement: Literal["system", "append"],
 ) -> list[dict[str, Any]]:
-    """A new message list with the refined prompt and the description placed as configured."""
+    """A new message list with each user turn in ``shown`` as presented: its refined text, and its
+    description next to it — a system message right before it (``system``) or after its text
+    (``append``). Nothing else moves, so every other message keeps its bytes and its place."""
     out = list(messages)
-    text = refined
-    if description and placement == "append":
-        text = f"{refined}\n\nContext: {description}"
-    if text != slot.text:
-        out[slot.index] = {**out[slot.index], "content": replace_text(out[slot.index].get("content"), text)}
-    if description and placement == "system":
-        context = f"Context: {description}"
-        first = out[0]
-        if first.get("role") in ("system", "developer") and isinstance(first.get("content"), str):
-            out[0] = {**first, "content": f"{first['content']}\n\n{context}"}
-        else:
-            out.insert(0, {"role": "system", "content": context})
+    for slot, presentation in sorted(shown, key=lambda pair: pair[0].index, reverse=True):
+        text = presentation.refined
+        description = presentation.description
+        if description and placement == "append":
+            text = f"{text}\n\n{context_text(description)}"
+        if text != slot.text:
+            message = out[slot.index]
+            out[slot.index] = {**message, "content": replace_text(message.get("content"), text)}
+        if description and placement == "system":
+            out.insert(slot.index, {"role": "system", "content": context_text(description)})
     return out

@@ -12,21 +12,23 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from gateway.admin.auth import AdminAuth, admin_keys
-from gateway.admin.events import EventBus
-from gateway.auth import ApiKeyAuth
+from gateway.admin.events import EventBus, endpoint_announcer
+from gateway.tenants.accounting import Accountant
+from gateway.tenants.keyring import KeyRing, build_keyring
 from gateway.config import GatewayConfig, Role, TargetConfig, load_api_keys
-from gateway.config.models import ALL_ROLES
+from gateway.config.models import ALL_ROLES, AdapterConfig
 from gateway.refinement.fallback import FallbackStage
 from gateway.refinement.lexicon import lexicon
 from gateway.refinement.outcome_cache import OutcomeCache
 from gateway.refinement.pipeline import Refiner
 from gateway.refinement.prompts import load_template
 from gateway.refinement.spelling import SpellingCleaner
+from gateway.refinement.turn_store import TurnStore
 from gateway.refinement.stages import StageBackend, VllmStage
 from gateway.state import SharedState
 from gateway.state.build import build_state
@@ -38,13 +40,16 @@ from gateway.upstream.pool import Endpoint, EndpointPool
 from gateway.upstream.router import TargetRouter
 from gateway.upstream.target import TargetClient
 
+if TYPE_CHECKING:
+    from gateway.registry.registry import Registrations
+
 log = logging.getLogger("gateway.runtime")
 
 
 @dataclass
 class Runtime:
     config: GatewayConfig
-    auth: ApiKeyAuth
+    auth: KeyRing  # client keys → tenants (gateway.tenants)
     refiner: Refiner | None = None
     targets: dict[str, TargetClient] = field(default_factory=dict)
     target_pools: dict[str, EndpointPool] = field(default_factory=dict)
@@ -59,7 +64,10 @@ class Runtime:
     state: SharedState = field(default_factory=LocalState)  # rate limits, cool-down verdicts, cache (shared with Redis)
     publishing: set[asyncio.Task[Any]] = field(default_factory=set)  # cool-down verdicts being published
     admin: AdminAuth = field(default_factory=lambda: AdminAuth(frozenset()))  # /admin/* (never client keys)
+    turns: TurnStore | None = None  # conversations' refined user turns (built by start)
     events: EventBus = field(default_factory=EventBus)  # the operator's event stream (kept across reloads)
+    registrations: Registrations | None = None  # registered workers (kept across reloads; joins the adapter pools)
+    accountant: Accountant | None = None  # tenants' usage: metrics, usage buckets, usage log (built by build_runtime)
 
     def target(self, name: str) -> TargetClient | None:
         return self.targets.get(name)
@@ -84,7 +92,7 @@ class Runtime:
             adapter = cfg.adapters.get(role)
             if adapter is None or role in backends:
                 continue
-            pool = EndpointPool.of(f"adapter:{role.value}", adapter.base_urls, adapter.cooldown_s)
+            pool = adapter_pool(role, adapter)
             session = new_session(adapter.max_connections)
             self.sessions.append(session)
             backends[role] = VllmStage(role, adapter, load_template(adapter.prompt), pool, session)
@@ -95,9 +103,12 @@ class Runtime:
         cache = cfg.refinement.cache
         outcomes = OutcomeCache(self.state, cache.ttl_s, self.telemetry.metrics) if cache.enabled else None
         self.refiner = Refiner(cfg.refinement, backends, vocabulary, self.telemetry, outcomes)
+        self.turns = TurnStore(self.state, cfg.refinement.conversations.ttl_s)
         self._share_cooldowns()
         self.prober = Prober(probe_sets, cfg.server.probe_interval_s)
         self.prober.start()
+        if self.registrations is not None:
+            self.registrations.attach(self)  # registered workers join the new pools before any request
 
     def _share_cooldowns(self) -> None:
         """Publish every pool's failures through :attr:`state`; apply other processes' verdicts."""
@@ -113,8 +124,10 @@ class Runtime:
             if pool is not None and pool.apply_verdict(url, seconds, error):
                 log.info("endpoint %s of %s out of rotation for %gs: %s (another gateway)", url, pool_name, seconds, error)
 
+        announce = endpoint_announcer(self.events)  # endpoint.up / endpoint.down on the operator's stream
         for pool in pools.values():
             pool.on_failure = publish
+            pool.on_change = announce
         self.state.watch_down(apply)
 
     async def stop(self) -> None:
@@ -130,6 +143,8 @@ class Runtime:
         self.sessions.clear()
         if self.publishing:
             await asyncio.gather(*self.publishing, return_exceptions=True)
+        if self.accountant is not None:
+            await self.accountant.close()  # the buffered usage buckets, the last settlements
         await self.state.close()
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
@@ -147,32 +162,44 @@ class Runtime:
         }
 
 
+def adapter_pool(role: Role, adapter: AdapterConfig) -> EndpointPool:
+    """The pool of ``role``'s configured endpoints, with their declared tiers and the tier policy."""
+    endpoints = [Endpoint(url, tier=adapter.tier_of(url)) for url in adapter.base_urls]
+    return EndpointPool(f"adapter:{role.value}", endpoints, adapter.cooldown_s, prefer=adapter.prefer, max_inflight=adapter.max_inflight)
+
+
 def build_runtime(
     config: GatewayConfig,
     builtin_stages: Mapping[Role, StageBackend] | None = None,
     telemetry: Telemetry | None = None,
     events: EventBus | None = None,
+    registrations: Registrations | None = None,
 ) -> Runtime:
     """A runtime for ``config`` (not started). ``builtin_stages`` replace adapters (demo), as does
     the built-in cleaner with ``refinement.builtin_cleaner: always``. ``telemetry``: the running
-    one on a reload (tracer, metrics and audit log live as long as the process), as is ``events``."""
+    one on a reload (tracer, metrics and audit log live as long as the process), as are ``events``
+    and ``registrations`` (the registered workers, added to the adapter pools when it starts)."""
     keys = load_api_keys(config)
-    if not keys:
+    keyring = build_keyring(config.server.keys, keys, config.server.keys_file)
+    if not keyring.enabled:
         log.warning("no client API keys configured: the gateway accepts every caller")
     if telemetry is None:
         telemetry = Telemetry.from_config(config.telemetry)
     builtin = dict(builtin_stages or {})
     if config.refinement.builtin_cleaner == "always" and Role.CLEANER not in builtin:
         builtin[Role.CLEANER] = SpellingCleaner()
-    return Runtime(
+    runtime = Runtime(
         config=config,
-        auth=ApiKeyAuth(keys),
+        auth=keyring,
         admin=AdminAuth(admin_keys(config)),
         state=build_state(config.state),
         builtin_stages=builtin,
         telemetry=telemetry,
         events=events if events is not None else EventBus(),
+        registrations=registrations,
     )
+    runtime.accountant = Accountant(runtime.state, telemetry.metrics, config.telemetry.usage_log, [t.name for t in config.targets])
+    return runtime
 
 
 def target_config(runtime: Runtime, name: str) -> TargetConfig | None:

@@ -22,6 +22,7 @@ from worker_launch.plan import (
     resolve_launch,
 )
 from worker_launch.probe import base_url
+from worker_launch.register import REGISTER_KEY_ENV, Announcer, registration_for
 from worker_launch.supervisor import Supervisor
 from worker_launch.verify import Finding, verify_spec
 
@@ -63,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--otlp-traces-endpoint", help="send vLLM's traces to this OTLP endpoint")
     launch.add_argument("--dry-run", action="store_true", help="print the vLLM command and exit")
     launch.add_argument("--skip-verify", action="store_true", help="do not check adapter directories first")
+    launch.add_argument("--register", metavar="URL", help="announce this node to the gateway at URL (http://gw:8000) "
+                        "once vLLM is ready, heartbeat, deregister on exit")
+    launch.add_argument("--register-key", help=f"the gateway's register key (default: ${REGISTER_KEY_ENV})")
+    launch.add_argument("--advertise", metavar="URL", help="the base URL the gateway reaches this worker at "
+                        "(default: http://<hostname>:<port>/v1)")
+    launch.add_argument("--heartbeat-s", type=float, default=5.0, help="seconds between heartbeats (default 5; "
+                        "the gateway drops the node after 3 missed)")
 
     verify = sub.add_parser("verify-adapters", help="check adapter dirs: base model, rank, weights")
     _add_model_args(verify, role_required=False)
@@ -119,6 +127,8 @@ def cmd_launch(args: argparse.Namespace, extra: Sequence[str]) -> int:
     spec = _spec(args, parse_roles(args.role, _known_roles(args.config)), extra)
     command = build_vllm_command(spec)
     findings = [] if args.skip_verify else verify_spec(spec)
+    if args.register and not 0.2 <= args.heartbeat_s <= 300:
+        raise PlanError("--heartbeat-s must be between 0.2 and 300")
     if args.dry_run:
         _report(findings)
         print(command.shell())
@@ -132,7 +142,13 @@ def cmd_launch(args: argparse.Namespace, extra: Sequence[str]) -> int:
         log("no_vllm", level="ERROR", message=problem)
         return 1
     config, _ = load_worker_config(args.config)
-    supervisor = Supervisor(command, base_url(spec.host, spec.port), spec.lora_names, config.health, config.restart)
+    announcer = None
+    if args.register:
+        registration = registration_for(spec, args.register, key=args.register_key, advertise=args.advertise,
+                                        heartbeat_s=args.heartbeat_s)
+        announcer = Announcer(registration)
+    supervisor = Supervisor(command, base_url(spec.host, spec.port), spec.lora_names, config.health, config.restart,
+                            announcer=announcer)
     supervisor.install_signal_handlers()
     return supervisor.run()
 

@@ -19,6 +19,7 @@ from worker_launch.command import Command
 from worker_launch.config import HealthSettings, RestartPolicy
 from worker_launch.logs import log
 from worker_launch.probe import describe_missing, fetch_models, is_healthy, listed_model_ids, missing_models
+from worker_launch.register import Announcer
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -53,8 +54,10 @@ class Supervisor:
     """Owns one vLLM process group: start, readiness check, signal forwarding, restarts."""
 
     def __init__(self, command: Command, url: str, expected_models: tuple[str, ...],
-                 health: HealthSettings, policy: RestartPolicy, stop_grace_s: float = 30.0) -> None:
+                 health: HealthSettings, policy: RestartPolicy, stop_grace_s: float = 30.0,
+                 announcer: Announcer | None = None) -> None:
         self.command = command
+        self.announcer = announcer  # registers the node with a gateway while vLLM is ready (--register)
         self.url = url
         self.expected_models = expected_models
         self.health = health
@@ -159,6 +162,13 @@ class Supervisor:
 
     def run(self) -> int:
         """Start, check, supervise; returns the process exit code for ``mpr-worker launch``."""
+        try:
+            return self._run()
+        finally:
+            if self.announcer is not None:
+                self.announcer.close()  # deregisters when announced
+
+    def _run(self) -> int:
         log("command", cmd=self.command.shell())
         ever_ready = False
         failures = 0
@@ -172,7 +182,11 @@ class Supervisor:
                 return EXIT_OK
             if result == "ready":
                 ever_ready = True
+                if self.announcer is not None:
+                    self.announcer.up()
                 code, uptime = self._wait_exit(child)
+                if self.announcer is not None:
+                    self.announcer.down()
                 if self._stop_signal is not None:
                     log("stopped", exit_code=code)
                     return EXIT_OK

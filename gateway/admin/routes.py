@@ -1,4 +1,7 @@
-"""``POST /admin/reload``: re-read the routes file and swap the new config in (see
+"""The admin routes: ``POST /admin/reload`` (here), ``GET /admin/status`` (:mod:`.status`),
+``GET /admin/events`` (:mod:`.stream`) and the dashboard ``GET /admin/`` (:mod:`.dashboard`).
+
+``POST /admin/reload`` re-reads the routes file and swaps the new config in (see
 :mod:`gateway.reload`). Admin key required (:mod:`.auth`); the answer is JSON, errors in OpenAI's
 shape (a refused file: 400 ``invalid_config`` with every error, also under ``errors``)."""
 
@@ -10,6 +13,10 @@ import msgspec
 from litestar import MediaType, Request, Response, post
 from litestar.types import ControllerRouterHandler
 
+from gateway.admin.dashboard import dashboard_routes
+from gateway.admin.status import status_route
+from gateway.admin.stream import events_route
+from gateway.admin.usage import usage_route
 from gateway.errors import GatewayError, ServiceUnavailable, error_payload
 from gateway.reload.live import RuntimeRef
 from gateway.reload.reloader import ReloadOutcome, Reloader
@@ -47,4 +54,4 @@ def admin_routes(ref: RuntimeRef, reloader: Reloader | None) -> list[ControllerR
             raise NotReloadable("This gateway was not started from a routes file: there is nothing to reload.")
         return outcome_response(await reloader.request("POST /admin/reload"))
 
-    return [reload]
+    return [reload, status_route(ref), events_route(ref), usage_route(ref), *dashboard_routes()]

@@ -72,6 +72,12 @@ def _resolve_paths(config: GatewayConfig, base_dir: Path) -> GatewayConfig:
     audit_path = new.telemetry.audit_path
     if audit_path is not None and not audit_path.is_absolute():
         new = new.model_copy(update={"telemetry": new.telemetry.model_copy(update={"audit_path": (base_dir / audit_path).resolve()})})
+    tenant_keys = new.server.keys_file
+    if tenant_keys is not None and not tenant_keys.is_absolute():
+        new = new.model_copy(update={"server": new.server.model_copy(update={"keys_file": (base_dir / tenant_keys).resolve()})})
+    usage_log = new.telemetry.usage_log
+    if usage_log is not None and not usage_log.is_absolute():
+        new = new.model_copy(update={"telemetry": new.telemetry.model_copy(update={"usage_log": (base_dir / usage_log).resolve()})})
     return new
 
 
@@ -87,6 +93,13 @@ def _check_files(config: GatewayConfig) -> list[tuple[str, str]]:
     audit_path = config.telemetry.audit_path
     if audit_path is not None and not audit_path.parent.is_dir():
         errors.append(("telemetry.audit_path", f"directory not found for the audit log: {audit_path.parent}"))
+    usage_log = config.telemetry.usage_log
+    if usage_log is not None and not usage_log.parent.is_dir():
+        errors.append(("telemetry.usage_log", f"directory not found for the usage log: {usage_log.parent}"))
+    if config.server.keys or config.server.keys_file is not None:
+        from gateway.tenants.keyring import keys_errors  # the tenant keys file parsed, names unique
+
+        errors += keys_errors(config.server.keys, config.server.keys_file)
     return errors
 
 

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from gateway.config.keys import KeyConfig
+
 
 class Role(StrEnum):
     """The three refinement specialists."""
@@ -23,7 +25,11 @@ class Role(StrEnum):
 
 ALL_ROLES: tuple[Role, ...] = (Role.CLEANER, Role.DESCRIBER, Role.PARAPHRASER)
 
+Tier = Literal["gpu", "cpu"]
+"""What serves an endpoint: a GPU or only CPUs (registered workers announce it; ``adapters.<role>.tiers``)."""
+
 RefinementMode = Literal["apply", "shadow"]
+ConversationHistory = Literal["refined", "raw"]
 """apply: forward the refined prompt; shadow: refine beside the call, forward the original."""
 
 
@@ -85,6 +91,9 @@ class TargetConfig(_Upstream):
     refine: bool = True
     timeout_s: float = Field(default=600.0, gt=0, description="read timeout for the target call")
     refinement_mode: RefinementMode | None = Field(default=None, description="apply | shadow; null: refinement.mode")
+    conversation_history: ConversationHistory | None = Field(
+        default=None, description="refined | raw: earlier user turns; null: refinement.conversations.history"
+    )
     api: Literal["responses", "chat"] = Field(
         default="responses",
         description="how /v1/responses reaches it: responses = forwarded natively (vLLM, OpenAI); chat = bridged to chat completions",
@@ -111,6 +120,25 @@ class AdapterConfig(_Upstream):
     )
     output_key: str | None = None
     enabled: bool = True
+    endpoints: list[EndpointUrl] = Field(
+        default_factory=list, description="configured base URLs; may be empty when workers register themselves"
+    )
+    tiers: dict[str, Tier] = Field(default_factory=dict, description="tier (gpu | cpu) of configured endpoints, by URL")
+    prefer: Literal["gpu", "cpu", "none"] = Field(
+        default="none", description="the tier that takes traffic first; the other only when it is down or saturated"
+    )
+    max_inflight: int = Field(default=4, ge=1, description="requests in flight at which an endpoint counts as saturated")
+
+    @model_validator(mode="after")
+    def _known_tier_urls(self) -> AdapterConfig:
+        unknown = sorted(set(url.rstrip("/") for url in self.tiers) - set(self.base_urls))
+        if unknown:
+            raise ValueError(f"tiers: {', '.join(unknown)} is not one of this adapter's endpoints")
+        return self
+
+    def tier_of(self, url: str) -> Tier | None:
+        """The configured tier of endpoint ``url`` (None: not declared)."""
+        return {key.rstrip("/"): tier for key, tier in self.tiers.items()}.get(url.rstrip("/"))
 
 
 class AdaptersConfig(_Frozen):
@@ -156,6 +184,15 @@ class RefinementCacheConfig(_Frozen):
     ttl_s: float = Field(default=3600.0, gt=0, description="how long an outcome is reused")
 
 
+class ConversationsConfig(_Frozen):
+    """How earlier user turns of a conversation reach the target (only a new last user turn is
+    ever refined): ``refined`` = each as the target saw it when it was new (remembered in
+    ``state`` for ``ttl_s``); ``raw`` = each as the client sent it."""
+
+    history: ConversationHistory = "refined"
+    ttl_s: float = Field(default=86400.0, gt=0, description="how long a refined turn is remembered")
+
+
 class RefinementConfig(_Frozen):
     deadline_s: float = Field(default=3.0, gt=0, description="overall refinement budget")
     stages: list[Role] = Field(default_factory=lambda: list(ALL_ROLES), description="stages on by default")
@@ -171,6 +208,7 @@ class RefinementConfig(_Frozen):
         default="apply", description="apply: forward the refined prompt; shadow: forward the original, record the refinement"
     )
     cache: RefinementCacheConfig = RefinementCacheConfig()
+    conversations: ConversationsConfig = ConversationsConfig()
 
 
 class RateLimitConfig(_Frozen):
@@ -186,9 +224,14 @@ class ServerConfig(_Frozen):
         default="MPR_API_KEYS", description="env var with comma-separated keys; null turns it off"
     )
     api_keys_file: Path | None = Field(default=None, description="file with one key per line")
+    keys: list[KeyConfig] = Field(default_factory=list, description="tenant keys: models, limits, budget, refinement policy (docs/tenants.md)")
+    keys_file: Path | None = Field(default=None, description="YAML file with `keys: [...]` as server.keys (re-read on reload)")
     protect_ops_endpoints: bool = Field(default=False, description="require a key for /metrics and /ready")
     admin_keys: list[str] = Field(
         default_factory=list, description="keys for /admin/* (with env MPR_ADMIN_KEY); none = the admin routes answer 403"
+    )
+    register_keys: list[str] = Field(
+        default_factory=list, description="keys workers register with (with env MPR_REGISTER_KEY); none = registration answers 403"
     )
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_messages: int = Field(default=2048, ge=1)
@@ -216,6 +259,7 @@ class TelemetryConfig(_Frozen):
         default=0.0, ge=0, le=1, description="share of refinements written to the audit log (needs capture_prompts)"
     )
     audit_path: Path | None = Field(default=None, description="audit log file; null: the JSON log stream (gateway.audit)")
+    usage_log: Path | None = Field(default=None, description="JSON-lines usage log, one line per request (docs/tenants.md); null: none")
 
     @model_validator(mode="after")
     def _audit_needs_capture(self) -> TelemetryConfig:

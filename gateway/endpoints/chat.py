@@ -1,4 +1,5 @@
-"""``POST /v1/chat/completions``: validate, refine the last user message, forward, relay.
+"""``POST /v1/chat/completions``: validate, refine a new last user turn (earlier turns as the
+target saw them before), forward, relay.
 
 In shadow mode (``refinement.mode``, ``targets[].refinement_mode``, ``x-mpr-mode`` / ``mpr.mode``)
 the original request goes to the target while the refinement runs beside it
@@ -15,13 +16,13 @@ from litestar import Request, Response
 from litestar.response import Stream
 
 from gateway.config.models import TargetConfig
-from gateway.endpoints.common import authorize, decode_object
+from gateway.endpoints.common import decode_object, serve_litestar
 from gateway.endpoints.proxied import upstream_body
 from gateway.endpoints.refinement_run import OFF, PromptRefinement, RefinementRun, mpr_headers
 from gateway.endpoints import relay
 from gateway.endpoints.relay import Reply, exchange, respond
 from gateway.errors import InvalidRequest, ModelNotFound, error_body
-from gateway.messages import apply_refinement, find_prompt, validate_messages
+from gateway.messages import present, user_turns, validate_messages
 from gateway.refinement.controls import RefineControls, parse_controls
 from gateway.runtime import Runtime
 from gateway.telemetry import TargetCall
@@ -45,12 +46,7 @@ class ChatCompletions:
     async def handle(self, request: Request[Any, Any, Any]) -> Response[Any] | Stream:
         """The Litestar route (the raw ASGI fast path in :mod:`gateway.endpoints.fast` serves the
         usual ``POST /v1/chat/completions``; both share :meth:`process`)."""
-        await authorize(self.runtime, request)
-        raw = await request.body()
-        status, headers, content, media_type = await self.process(raw, request.headers.get, request.scope, request.receive)
-        if isinstance(content, bytes):
-            return Response(content, status_code=status, headers=headers, media_type=media_type)
-        return Stream(content, status_code=status, headers=headers, media_type=media_type)
+        return await serve_litestar(self.runtime, self.process, request)  # authorized and metered as the fast path
 
     async def process(self, raw: bytes, header: Callable[[str], str | None], scope: Any, receive: Any) -> Reply:
         """Serve an authorized request whose body is ``raw``: (status, headers, body or byte
@@ -96,7 +92,7 @@ class ChatCompletions:
         target = runtime.targets[model]
         config = target.config
         run = await self._refinement(payload, messages, model, controls, config)
-        changed = run.mode == "apply" and run.outcome is not None and run.outcome.changed
+        changed = payload["messages"] is not messages  # a turn presented: the body is encoded anew
         body = upstream_body(raw, payload, model, config, changed=had_mpr or changed)
         # retries and fallbacks, each attempt with its CLIENT span when tracing
         reply, call = await relay.send(runtime, model, body, payload, stream=stream, path="/chat/completions", run=run)
@@ -121,13 +117,15 @@ class ChatCompletions:
         controls: RefineControls,
         config: TargetConfig,
     ) -> RefinementRun:
-        """Apply mode: refine the last user message in place in ``payload``. Shadow mode: start
+        """Apply mode: refine a new last user turn and put every earlier turn's remembered
+        presentation back (:meth:`PromptRefinement.converse`), in ``payload``. Shadow mode: start
         refining it beside the target call, leaving ``payload`` as it is. Off: nothing."""
-        slot = find_prompt(messages)
-        run = await self.refinement.start(slot.text if slot is not None else None, model, controls, config)
-        if slot is not None and (outcome := run.applied) is not None:
+        slots, new = user_turns(messages)
+        run, shown = await self.refinement.converse([slot.text for slot in slots], new, model, controls, config)
+        presented = [(slot, p) for slot, p in zip(slots, shown) if p is not None]
+        if presented:
             placement = self.runtime.config.refinement.describer.placement
-            payload["messages"] = apply_refinement(messages, slot, outcome.refined, outcome.description, placement)
+            payload["messages"] = present(messages, presented, placement)
         return run
 
 

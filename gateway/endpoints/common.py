@@ -12,19 +12,21 @@ from litestar.response import Stream
 
 from gateway.errors import InvalidRequest, RateLimited, ServiceUnavailable
 from gateway.runtime import Runtime
+from gateway.tenants.gate import metered
+from gateway.tenants.keyring import Tenant
 
 
-async def authorize(runtime: Runtime, request: Request[Any, Any, Any]) -> str | None:
-    """Authenticate and charge the rate limit; returns the caller's key (None when auth is off)."""
+async def authorize(runtime: Runtime, request: Request[Any, Any, Any]) -> Tenant | None:
+    """Authenticate and charge the rate limit; returns the caller's tenant (None when auth is off)."""
     client = request.client
     host = client.host if client else "anonymous"
-    key = admit(runtime, request.headers.get("authorization"), host)
-    if runtime.config.server.rate_limit.requests_per_s > 0:
-        await charge(runtime, key or host)
-    return key
+    tenant = admit(runtime, request.headers.get("authorization"), host)
+    if runtime.config.server.rate_limit.requests_per_s > 0 or (tenant is not None and tenant.requests_per_s > 0):
+        await charge(runtime, tenant, host)
+    return tenant
 
 
-def admit(runtime: Runtime, authorization: str | None, client_host: str) -> str | None:
+def admit(runtime: Runtime, authorization: str | None, client_host: str) -> Tenant | None:
     """The synchronous part of :func:`authorize`: draining 503, API key (the rate limit is
     :func:`charge`, awaited only when a limit is set)."""
     if runtime.draining:  # SIGTERM received: in-flight requests finish, new ones go elsewhere
@@ -32,10 +34,14 @@ def admit(runtime: Runtime, authorization: str | None, client_host: str) -> str 
     return runtime.auth.authenticate(authorization)
 
 
-async def charge(runtime: Runtime, subject: str) -> None:
-    """Take one token from ``subject``'s bucket in the shared state; 429 with ``retry-after`` when empty."""
+async def charge(runtime: Runtime, tenant: Tenant | None, host: str) -> None:
+    """Take one token from the caller's bucket in the shared state (the key's own
+    ``requests_per_s``, else ``server.rate_limit``); 429 with ``retry-after`` when empty."""
     limit = runtime.config.server.rate_limit
-    wait = await runtime.state.take(subject, limit.requests_per_s, limit.burst)
+    rate, burst = limit.requests_per_s, limit.burst
+    if tenant is not None and tenant.requests_per_s > 0:
+        rate, burst = tenant.requests_per_s, tenant.burst
+    wait = await runtime.state.take(tenant.subject if tenant is not None else host, rate, burst)
     if wait > 0:
         retry_after = retry_after_s(wait)
         raise RateLimited(
@@ -70,9 +76,10 @@ Process = Callable[[bytes, Callable[[str], "str | None"], Any, Any], Awaitable[t
 async def serve_litestar(runtime: Runtime, process: Process, request: Request[Any, Any, Any]) -> Response[Any] | Stream:
     """A Litestar route serving ``request`` with a serving object's ``process`` (the fast path
     calls the same ``process``)."""
-    await authorize(runtime, request)
+    tenant = await authorize(runtime, request)
     raw = await request.body()
-    status, headers, content, media_type = await process(raw, request.headers.get, request.scope, request.receive)
+    scope, receive = request.scope, request.receive
+    status, headers, content, media_type = await metered(runtime, tenant, raw, scope, lambda: process(raw, request.headers.get, scope, receive))
     if isinstance(content, bytes):
         return Response(content, status_code=status, headers=headers, media_type=media_type)
     return Stream(content, status_code=status, headers=headers, media_type=media_type)

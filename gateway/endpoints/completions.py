@@ -94,7 +94,7 @@ class Completions:
             scope[REFINE_KEY] = run.outcome.elapsed_ms / 1000.0  # the middleware's refinement share of TTFB
         options = payload.get("stream_options")
         strip_usage = not (isinstance(options, dict) and options.get("include_usage") is True)
-        return respond(reply, call, run, controls, strip_usage)
+        return respond(reply, call, run, controls, strip_usage, chunk_object="text_completion")
 
     async def _forward(
         self,

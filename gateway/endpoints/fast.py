@@ -38,6 +38,7 @@ from gateway.endpoints.chat import Reply
 from gateway.endpoints.common import admit, charge
 from gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge, error_body, error_payload
 from gateway.reload.live import LIVE_KEY, Live, RuntimeRef
+from gateway.tenants.gate import metered
 
 log = logging.getLogger("gateway.app")
 
@@ -206,14 +207,15 @@ class FastPath:
         client = scope.get("client")
         host = client[0] if client else "anonymous"
         live: Live = scope[LIVE_KEY]
-        key = admit(live.runtime, headers.get("authorization"), host)
-        if live.limited:
-            await charge(live.runtime, key or host)
+        tenant = admit(live.runtime, headers.get("authorization"), host)
+        if live.limited or (tenant is not None and tenant.requests_per_s > 0):
+            await charge(live.runtime, tenant, host)
         raw = await self._body(headers.get("content-length"), receive, live.max_body)
         match = self.match(live, scope["path"])
         assert match is not None  # __call__ matched it
         serving = match[1]
-        status, out_headers, content, media_type = await serving.process(raw, headers.get, scope, receive)
+        serve = lambda: serving.process(raw, headers.get, scope, receive)  # noqa: E731
+        status, out_headers, content, media_type = await metered(live.runtime, tenant, raw, scope, serve)  # keys' scope, limits, usage
         if isinstance(content, bytes):
             await _send_bytes(send, status, out_headers, content, media_type, live.config_header)
             return

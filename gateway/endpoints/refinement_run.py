@@ -7,15 +7,19 @@ records the audit line / shadow metric. Putting the refined text back is the end
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.config.models import RefinementMode, TargetConfig
 from gateway.endpoints.shadow import ShadowRefinement
 from gateway.refinement.controls import RefineControls, resolve_mode
+from gateway.refinement.history import Presentation, turn_keys
 from gateway.refinement.pipeline import RefinementOutcome
 from gateway.refinement.shadow import refinement_header, shadow_result
 from gateway.runtime import Runtime
+from gateway.tenants.meter import keyed_controls, policy_capture
 
 
 def mpr_headers(refinement: str, refine_ms: float) -> dict[str, str]:
@@ -24,6 +28,7 @@ def mpr_headers(refinement: str, refine_ms: float) -> dict[str, str]:
 
 
 _OFF_HEADERS = mpr_headers("off", 0.0)
+HISTORY_HEADER = "x-mpr-history"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,7 @@ class RefinementRun:
     mode: RefinementMode | None = None
     outcome: RefinementOutcome | None = None
     shadow: ShadowRefinement | None = None
+    history: str | None = None  # ``x-mpr-history``: how earlier user turns went (None: there were none)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -41,8 +47,12 @@ class RefinementRun:
         if self.mode is None:
             return dict(_OFF_HEADERS)  # a copy: cheaper than formatting it again, and never shared
         if outcome is None:
-            return mpr_headers(refinement_header(self.mode, None), 0.0)
-        return mpr_headers(refinement_header(self.mode, outcome.header), outcome.elapsed_ms)
+            headers = mpr_headers(refinement_header(self.mode, None), 0.0)
+        else:
+            headers = mpr_headers(refinement_header(self.mode, outcome.header), outcome.elapsed_ms)
+        if self.history is not None:
+            headers[HISTORY_HEADER] = self.history
+        return headers
 
     @property
     def applied(self) -> RefinementOutcome | None:
@@ -71,6 +81,7 @@ class PromptRefinement:
         """Apply mode: the finished outcome. Shadow mode: a refinement started beside the target
         call. Off (controls, target, no refiner): :data:`OFF`. ``text`` None: skipped with
         ``skip_reason``."""
+        controls = keyed_controls(controls)  # the key's refinement policy (gateway.tenants.policy)
         wants = controls.refine if controls.refine is not None else config.refine
         refiner = self.runtime.refiner
         if not wants or refiner is None:
@@ -90,12 +101,49 @@ class PromptRefinement:
         self._audit(outcome, model, mode)
         return RefinementRun(mode, outcome)
 
+    async def converse(
+        self,
+        texts: Sequence[str],
+        new: bool,
+        model: str,
+        controls: RefineControls,
+        config: TargetConfig,
+    ) -> tuple[RefinementRun, list[Presentation | None]]:
+        """A conversation's refinement: ``texts`` are its user turns in order, ``new`` whether the
+        last one is a new turn (the conversation ends with it). Only that turn is refined; each
+        earlier one gets the presentation remembered for it (``history: refined``) or goes as
+        sent (``raw``, or nothing remembered). Returns the run and one presentation per turn
+        (None: as the client sent it). Shadow and off change nothing."""
+        text = texts[-1] if new and texts[-1].strip() else None
+        reason = "no_text" if new or not texts else "no_new_turn"
+        run = await self.start(text, model, controls, config, reason)
+        shown: list[Presentation | None] = [None] * len(texts)
+        if run.mode != "apply":
+            return run, shown
+        earlier = len(texts) - 1 if new else len(texts)
+        settings = self.runtime.config.refinement.conversations
+        policy = config.conversation_history or settings.history
+        store = self.runtime.turns
+        keys = turn_keys(texts) if policy == "refined" and store is not None else []
+        if earlier and keys and store is not None:
+            shown[:earlier] = await store.recall(keys[:earlier])
+        if (outcome := run.applied) is not None:
+            shown[-1] = Presentation(outcome.refined, outcome.description)
+            if keys and store is not None:
+                await store.remember(keys[-1], shown[-1])
+        if earlier:
+            reapplied = sum(p is not None for p in shown[:earlier])
+            history = f"refined;turns={earlier};reapplied={reapplied}" if keys else f"raw;turns={earlier}"
+            run = dataclasses.replace(run, history=history)
+        return run, shown
+
     def _record_shadow(self, model: str, outcome: RefinementOutcome) -> None:
         """A finished shadow refinement: its result metric and (when sampled) its audit line."""
         self.runtime.telemetry.metrics.shadow_refinement(shadow_result(outcome))
         self._audit(outcome, model, "shadow")
 
     def _audit(self, outcome: RefinementOutcome, model: str, mode: RefinementMode) -> None:
+        self.runtime.telemetry.recent.record(outcome, model, mode, refinement_header(mode, outcome.header))  # /admin/status
         audit = self.runtime.telemetry.audit
-        if audit is not None:
+        if audit is not None and policy_capture():  # the key's policy may keep its prompts out of the audit log
             audit.record(outcome, model=model, mode=mode, refinement=refinement_header(mode, outcome.header))

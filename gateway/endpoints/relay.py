@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
@@ -28,9 +29,10 @@ from gateway.refinement.pipeline import RefinementOutcome
 from gateway.runtime import Runtime
 from gateway.sse import UsageFilter
 from gateway.telemetry import NULL_CALL
+from gateway.tenants.meter import note_body, stream_meter
 from gateway.telemetry import genai as A, TargetCall
 from gateway.upstream.errors import openai_error_body
-from gateway.upstream.router import route_headers_of
+from gateway.upstream.router import TARGET_HEADER, route_headers_of
 from gateway.upstream.target import TargetReply
 
 log = logging.getLogger("gateway.chat")
@@ -88,6 +90,8 @@ async def send(
             call.span.set_attribute(A.OPERATION, operation)
         return call
 
+    if stream and path in USAGE_PATHS:
+        body = with_stream_usage(body, payload)
     try:
         routed = await router.send(model, body, stream=stream, path=path, new_call=new_call)
     except GatewayError as exc:
@@ -98,6 +102,25 @@ async def send(
             run.shadow.cancel()
         raise
     return routed.reply, routed.call
+
+
+USAGE_PATHS = frozenset({"/chat/completions", "/completions"})
+_ASK_USAGE = b',"stream_options":{"include_usage":true}'
+
+
+def with_stream_usage(body: bytes, payload: dict[str, Any]) -> bytes:
+    """The streamed request with ``stream_options.include_usage: true`` (the tenant accounting
+    reads the usage chunk; :class:`~gateway.sse.UsageFilter` drops it for a client that did not
+    ask); ``body`` itself when the client asked. ``payload`` (what ``body`` encodes) is not changed."""
+    options = payload.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage") is True:
+        return body
+    if options is None and "stream_options" not in payload:  # the usual case: the client's bytes, one field added
+        end = body.rstrip().rfind(b"}")
+        if end > 0:
+            return body[:end] + _ASK_USAGE + body[end:]
+    wanted = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
+    return msgspec.json.encode({**payload, "stream_options": wanted})
 
 
 def require_sse(reply: TargetReply, call: TargetCall, headers: dict[str, str]) -> None:
@@ -113,6 +136,7 @@ def complete_body(reply: TargetReply, call: TargetCall, headers: dict[str, str])
     """A complete reply's body (its call finished); a target that does not serve the path is a clear error."""
     content = reply.body or b""
     call.finish(reply.status, content)
+    note_body(content)  # the tenant's usage (gateway.tenants.meter)
     if (unserved := unserved_error(reply.status, content)) is not None:
         unserved.headers.update(headers)
         raise unserved
@@ -127,13 +151,25 @@ def require_json(status: int, media_type: str, content: bytes, headers: dict[str
         raise UpstreamUnreachable("the target answered 200 with a body that is not valid JSON", headers=headers)
 
 
-def respond(reply: TargetReply, call: TargetCall, run: RefinementRun, controls: RefineControls, strip_usage: bool) -> Reply:
-    """An OpenAI completion's reply: the relayed SSE stream, or the target's status and JSON body."""
+def respond(
+    reply: TargetReply,
+    call: TargetCall,
+    run: RefinementRun,
+    controls: RefineControls,
+    strip_usage: bool,
+    chunk_object: str = "chat.completion.chunk",
+) -> Reply:
+    """An OpenAI completion's reply: the relayed SSE stream, or the target's status and JSON body.
+    With ``return_details`` a finished refinement's details go with it: a top-level ``mpr`` object
+    in a 200 JSON body, or a first SSE chunk (``chunk_object``, ``choices: []``, ``mpr``)."""
     headers = run.headers
     headers.update(route_headers_of(reply.headers))  # x-mpr-target/-attempts on our own errors too
     if reply.response is not None:
         require_sse(reply, call, headers)
-        stream = relay(reply, call, UsageFilter() if strip_usage else None, run.shadow)
+        first = b""
+        if controls.return_details and run.outcome is not None:
+            first = details_event(run.outcome, run.mode, chunk_object, headers.get(TARGET_HEADER, ""))
+        stream = relay(reply, call, UsageFilter() if strip_usage else None, run.shadow, first=first)
         return 200, {**reply.headers, **headers, "cache-control": "no-cache"}, stream, SSE
     content = complete_body(reply, call, headers)
     if controls.return_details and run.outcome is not None and reply.status == 200:
@@ -153,6 +189,7 @@ def respond_raw(reply: TargetReply, call: TargetCall, headers: dict[str, str]) -
         return 200, {**reply.headers, **headers}, relay(reply, call, expect_done=False), media_type
     content = reply.body or b""
     call.finish(reply.status, content)
+    note_body(content)  # the tenant's usage (gateway.tenants.meter)
     if (unserved := unserved_error(reply.status, content)) is not None:
         unserved.headers.update(headers)
         raise unserved
@@ -170,6 +207,7 @@ async def relay(
     shadow: ShadowRefinement | None = None,
     *,
     expect_done: bool = True,
+    first: bytes = b"",
 ) -> AsyncIterator[bytes]:
     """Relay the target's bytes as they arrive.
 
@@ -177,15 +215,21 @@ async def relay(
     with an SSE error event and ``[DONE]``; otherwise a broken stream just ends. With
     ``usage_filter`` (the client did not ask for usage) a usage-only chunk is dropped. A
     ``shadow`` refinement still running goes on after a finished stream (it records its own
-    result) and is cancelled when the client leaves.
+    result) and is cancelled when the client leaves. ``first`` (the details event) goes ahead
+    of the target's bytes.
     """
     response = reply.response
     assert response is not None
     saw_done = False
     aborted = True
+    usage = stream_meter() if reply.headers.get("content-type", "").startswith(SSE) else None  # the tenant's usage, read before a usage chunk is dropped
     try:
+        if first:
+            yield first
         tail = b""
         async for chunk in response.content.iter_any():
+            if usage is not None:
+                usage.feed(chunk)
             if expect_done and not saw_done and _DONE in tail + chunk:
                 saw_done = True
             tail = chunk[-8:]
@@ -249,3 +293,17 @@ def with_details(content: bytes, outcome: RefinementOutcome, mode: RefinementMod
         data["mpr"] = {**outcome.details(), "mode": mode}
         return msgspec.json.encode(data)
     return content
+
+
+def details_event(outcome: RefinementOutcome, mode: RefinementMode | None, chunk_object: str, model: str) -> bytes:
+    """The SSE event that carries the refinement details ahead of a stream: a chunk with no
+    choices (as OpenAI's usage chunk, which clients already skip) and an ``mpr`` field."""
+    chunk = {
+        "id": "mpr-details",
+        "object": chunk_object,
+        "created": int(time.time()),
+        "model": model,
+        "choices": [],
+        "mpr": {**outcome.details(), "mode": mode},
+    }
+    return b"data: " + msgspec.json.encode(chunk) + b"\n\n"

@@ -22,6 +22,8 @@ class RefineControls:
     refine: bool | None = None
     stages: tuple[Role, ...] | None = None
     return_details: bool = False
+    """True: the response carries the refinement details (``x-mpr-details: 1``, ``mpr.details`` or
+    ``mpr.return_details``): a top-level ``mpr`` object, or a first ``mpr`` chunk in a stream."""
     skip_gate: bool = True
     mode: RefinementMode | None = None
     cache: bool = True
@@ -77,7 +79,8 @@ def resolve_mode(requested: RefinementMode | None, target: RefinementMode | None
 
 
 def parse_controls(header: Callable[[str], str | None], mpr: Any) -> RefineControls:
-    """Combine ``x-mpr-refine`` / ``x-mpr-stages`` / ``x-mpr-mode`` / ``x-mpr-cache`` headers with the body's ``mpr`` object.
+    """Combine ``x-mpr-refine`` / ``x-mpr-stages`` / ``x-mpr-mode`` / ``x-mpr-cache`` /
+    ``x-mpr-details`` headers with the body's ``mpr`` object.
 
     The body wins over headers when both set the same control.
     """
@@ -94,11 +97,13 @@ def parse_controls(header: Callable[[str], str | None], mpr: Any) -> RefineContr
     if (value := header("x-mpr-cache")) is not None:
         cache = _flag(value, "x-mpr-cache")
     return_details = False
+    if (value := header("x-mpr-details")) is not None:
+        return_details = _flag(value, "x-mpr-details")
     skip_gate = True
     if mpr is not None:
         if not isinstance(mpr, dict):
             raise InvalidRequest("'mpr' must be an object", param="mpr")
-        unknown = set(mpr) - {"refine", "stages", "return_details", "skip_gate", "mode", "cache"}
+        unknown = set(mpr) - {"refine", "stages", "details", "return_details", "skip_gate", "mode", "cache"}
         if unknown:
             raise InvalidRequest(f"unknown key(s) in 'mpr': {', '.join(sorted(unknown))}", param="mpr")
         if "refine" in mpr:
@@ -107,6 +112,8 @@ def parse_controls(header: Callable[[str], str | None], mpr: Any) -> RefineContr
             stages = parse_stages(mpr["stages"], "mpr.stages")
         if "return_details" in mpr:
             return_details = _flag(mpr["return_details"], "mpr.return_details")
+        if "details" in mpr:  # the short name; it wins over `return_details`
+            return_details = _flag(mpr["details"], "mpr.details")
         if "skip_gate" in mpr:
             skip_gate = _flag(mpr["skip_gate"], "mpr.skip_gate")
         if "mode" in mpr:

@@ -17,6 +17,7 @@ from gateway.refinement.outcome_cache import OutcomeCache
 from gateway.refinement.results import MergeResult, RefinementOutcome, StageResult
 from gateway.refinement.stages import StageBackend
 from gateway.telemetry import Telemetry, default_telemetry
+from gateway.tenants.meter import keyed_refinement
 
 __all__ = ["Refiner", "RefinementOutcome", "header_value"]
 
@@ -106,7 +107,7 @@ class Refiner:
         if not roles:
             return self._unchanged(text, "skipped;reason=no_stages", started, gate)
         store = self.cache
-        if store is None or not use_cache:
+        if store is None or not use_cache or keyed_refinement(self.config) is not self.config:  # a key's tighter bounds: not cached
             if store is not None:
                 store.count("bypass")
             return await self._refine(text, roles, gate, started, headers)
@@ -130,7 +131,7 @@ class Refiner:
         try:
             results = await self._fan_out(text, roles, headers)
             with self.telemetry.merge_span():
-                merged = merge(text, results, self.config, self.vocabulary)
+                merged = merge(text, results, keyed_refinement(self.config), self.vocabulary)
         except asyncio.CancelledError:
             raise
         except Exception:  # a refinement bug must never fail the user's request
@@ -152,7 +153,7 @@ class Refiner:
         stage = self.telemetry.stage  # the backend's run(), inside a CLIENT span when tracing
         tasks = {role: asyncio.create_task(stage(self.backends[role], text, headers)) for role in roles}
         try:
-            await asyncio.wait(tasks.values(), timeout=self.config.deadline_s)
+            await asyncio.wait(tasks.values(), timeout=keyed_refinement(self.config).deadline_s)  # a key's may be shorter
         finally:
             pending = [t for t in tasks.values() if not t.done()]
             for task in pending:

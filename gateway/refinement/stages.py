@@ -19,6 +19,7 @@ from gateway.refinement.prompts import PromptTemplate
 from gateway.refinement.results import StageResult
 from gateway.telemetry import annotate_endpoint, annotate_response
 from gateway.upstream.pool import EndpointPool
+from gateway.tenants.meter import note_stage
 
 
 class StageBackend(Protocol):
@@ -79,9 +80,10 @@ class VllmStage:
         self.fingerprint = stage_version(config, template)
         """This stage's version in the refinement cache's key."""
 
-    def request_body(self, text: str) -> bytes:
+    def request_body(self, text: str, model: str | None = None) -> bytes:
+        """The chat request; ``model``: the endpoint's own LoRA name (a registered worker), else the adapter's."""
         return msgspec.json.encode(
-            {"model": self.config.model, "messages": self.template.render(text), **self._params, "stream": False}
+            {"model": model or self.config.model, "messages": self.template.render(text), **self._params, "stream": False}
         )
 
     async def run(self, text: str, headers: dict[str, str] | None = None) -> StageResult:
@@ -96,12 +98,13 @@ class VllmStage:
         try:
             async with self.session.post(
                 endpoint.url + "/chat/completions",
-                data=self.request_body(text),
+                data=self.request_body(text, endpoint.model),
                 headers={"content-type": "application/json", **(headers or {})},
                 timeout=self._timeout,
             ) as response:
                 body = await response.read()
                 annotate_response(response.status, body)  # usage, finish reasons (tracing on)
+                note_stage(self.role.value, body)  # the tenant's stage tokens (gateway.tenants.meter)
                 if response.status != 200:
                     error = f"http_{response.status}"
                 else:
@@ -116,7 +119,7 @@ class VllmStage:
         except ValueError:
             error = "malformed"
         finally:
-            self.pool.release(endpoint)
+            self.pool.release(endpoint, time.perf_counter() - started)
         if error is None or error.startswith("http_4"):  # malformed output proves nothing about health
             self.pool.mark_success(endpoint)
         elif error.startswith("http_5"):

@@ -116,7 +116,8 @@ class Reloader:
                 log.warning("config reload (%s) ignored: the gateway is shutting down", trigger)
                 return ReloadOutcome("draining", old.source.hash, source)
             try:
-                runtime = build_runtime(config, self.builtin_stages, telemetry=old.runtime.telemetry, events=old.runtime.events)
+                runtime = build_runtime(config, self.builtin_stages, telemetry=old.runtime.telemetry, events=old.runtime.events,
+                                        registrations=old.runtime.registrations)
             except (OSError, ValueError) as exc:  # a key file that vanished since validation
                 return self._refused(trigger, old.source.hash, [("<runtime>", f"{type(exc).__name__}: {exc}")])
             try:
@@ -140,6 +141,10 @@ class Reloader:
                 trigger,
                 len(config.targets),
                 f"; needs a restart to apply: {', '.join(changes)}" if changes else "",
+            )
+            runtime.events.publish(
+                "config.reloaded",
+                {"hash": source.hash, "previous": old.source.hash, "source": source.source, "trigger": trigger, "restart_required": changes},
             )
             self._retire(old)
             return ReloadOutcome("reloaded", old.source.hash, source, restart_required=changes)

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from gateway.serving.worker import METRICS_DIR_ENV
+from gateway.serving.worker import METRICS_DIR_ENV, WORKERS_ENV
 from gateway.serving.workers import after_exit, claim_port, forwarded_signal
+from gateway.state.registrations import REGISTRY_DIR_ENV
 from gateway.telemetry.multiprocess import clear_snapshots
 
 log = logging.getLogger("gateway.supervisor")
@@ -148,9 +149,14 @@ def serve_workers(config_path: str, host: str, port: int, workers: int, stop_s: 
     clear_snapshots(directory)  # a previous server's counters are not this one's
     log.info("serving on %s:%d with %d workers (metrics in %s)", host, port, workers, directory)
     command = [sys.executable, "-m", "gateway.serving.worker", "--config", str(Path(config_path).resolve()), "--host", host, "--port", str(port)]
-    env = {**os.environ, METRICS_DIR_ENV: str(directory)}
+    env = {**os.environ, METRICS_DIR_ENV: str(directory), WORKERS_ENV: str(workers)}
+    given_registry = os.environ.get(REGISTRY_DIR_ENV)  # registered workers: every worker process reads them
+    registry = Path(given_registry) if given_registry else Path(tempfile.mkdtemp(prefix="mpr-registry-"))
+    env[REGISTRY_DIR_ENV] = str(registry)
     try:
         return Supervisor(command, workers, env, stop_s + KILL_AFTER_S).run()
     finally:
         if not given:
             shutil.rmtree(directory, ignore_errors=True)
+        if not given_registry:
+            shutil.rmtree(registry, ignore_errors=True)

@@ -21,6 +21,7 @@ from gateway.config import ConfigError
 from gateway.serving.workers import reuse_port_socket
 
 METRICS_DIR_ENV = "MPR_METRICS_DIR"
+WORKERS_ENV = "MPR_WORKERS"  # how many workers the supervisor runs (``GET /admin/status`` says it)
 TICKS_PER_SNAPSHOT = 10  # uvicorn ticks every 0.1 s
 
 log = logging.getLogger("gateway.worker")

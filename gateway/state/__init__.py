@@ -8,7 +8,7 @@ is down. :func:`gateway.state.build.build_state` picks from the config.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 DownWatcher = Callable[[str, str, float, str], None]
@@ -17,7 +17,7 @@ DownWatcher = Callable[[str, str, float, str], None]
 
 class SharedState(Protocol):
     """Shared state: a byte cache with a TTL (the refinement cache lives here), per-key token
-    buckets (rate limits) and endpoint cool-down verdicts."""
+    buckets (rate limits), endpoint cool-down verdicts and worker registrations."""
 
     async def cache_get(self, key: str) -> bytes | None:
         """The value stored under ``key``, or None (missing, expired, or the store unreachable)."""
@@ -39,6 +39,33 @@ class SharedState(Protocol):
 
     def watch_down(self, watcher: DownWatcher) -> None:
         """Call ``watcher`` for each verdict other processes publish (call with a running loop)."""
+        ...
+
+    async def register_put(self, node: str, record: bytes, ttl_s: float) -> None:
+        """Store worker ``node``'s registration for ``ttl_s`` seconds (a heartbeat renews it); every
+        sharing process sees it (best effort: errors are swallowed)."""
+        ...
+
+    async def register_all(self) -> dict[str, bytes]:
+        """Every registration not yet expired: node → record."""
+        ...
+
+    async def reserve(self, counters: Sequence[tuple[str, int, float]], amount: int) -> int:
+        """Add ``amount`` to every counter ``(key, limit, ttl_s)`` unless one would pass its limit:
+        -1 when charged, else the index of that counter (nothing charged). Atomic across the
+        sharing processes (tenants' token limits, :mod:`gateway.state.quota`)."""
+        ...
+
+    async def settle(self, counters: Sequence[tuple[str, int, float]], delta: int) -> None:
+        """Add ``delta`` (negative: give back) to every counter (best effort)."""
+        ...
+
+    async def usage_add(self, minute: int, fields: Mapping[str, int]) -> None:
+        """Add ``fields`` (name → tokens) to the usage bucket of ``minute`` (``int(time // 60)``)."""
+        ...
+
+    async def usage_since(self, first: int, last: int) -> dict[str, int]:
+        """The usage buckets of minutes ``first``..``last``, summed per field."""
         ...
 
     def status(self) -> dict[str, Any]:

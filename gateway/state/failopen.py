@@ -2,8 +2,9 @@
 
 While Redis answers, every call goes to it. The first failure (error or timeout) marks it
 unreachable: from then on calls do not touch Redis at all — rate limits fall back to this
-process's own buckets, the cache misses and drops writes, verdicts stay local — and a background
-task pings with doubling backoff until Redis answers again. Requests never wait for a reconnect.
+process's own buckets, the cache misses and drops writes, verdicts stay local, worker
+registrations are the ones this process received itself — and a background task pings with
+doubling backoff until Redis answers again. Requests never wait for a reconnect.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -19,6 +20,7 @@ from redis.exceptions import RedisError
 from gateway.state import DownWatcher
 from gateway.state.local import LocalState
 from gateway.state.redis_state import RedisState
+from gateway.state.quota import CounterSpec
 
 log = logging.getLogger("gateway.state")
 
@@ -86,6 +88,57 @@ class FailOpenState:
             await self.primary.mark_down(pool, url, seconds, error)
         except FAILURES as exc:
             self._failed("mark_down", exc)
+
+    async def register_put(self, node: str, record: bytes, ttl_s: float) -> None:
+        await self.fallback.register_put(node, record, ttl_s)  # what this process heard, for while Redis is down
+        if not self.reachable:
+            return
+        try:
+            await self.primary.register_put(node, record, ttl_s)
+        except FAILURES as exc:
+            self._failed("register_put", exc)
+
+    async def register_all(self) -> dict[str, bytes]:
+        if self.reachable:
+            try:
+                return await self.primary.register_all()
+            except FAILURES as exc:
+                self._failed("register_all", exc)
+        return await self.fallback.register_all()
+
+    async def reserve(self, counters: Sequence[CounterSpec], amount: int) -> int:
+        if self.reachable:
+            try:
+                return await self.primary.reserve(counters, amount)
+            except FAILURES as exc:
+                self._failed("reserve", exc)
+        return await self.fallback.reserve(counters, amount)  # this process's own counters meanwhile
+
+    async def settle(self, counters: Sequence[CounterSpec], delta: int) -> None:
+        if self.reachable:
+            try:
+                await self.primary.settle(counters, delta)
+                return
+            except FAILURES as exc:
+                self._failed("settle", exc)
+        await self.fallback.settle(counters, delta)
+
+    async def usage_add(self, minute: int, fields: Mapping[str, int]) -> None:
+        if self.reachable:
+            try:
+                await self.primary.usage_add(minute, fields)
+                return
+            except FAILURES as exc:
+                self._failed("usage_add", exc)
+        await self.fallback.usage_add(minute, fields)
+
+    async def usage_since(self, first: int, last: int) -> dict[str, int]:
+        if self.reachable:
+            try:
+                return await self.primary.usage_since(first, last)
+            except FAILURES as exc:
+                self._failed("usage_since", exc)
+        return await self.fallback.usage_since(first, last)
 
     def watch_down(self, watcher: DownWatcher) -> None:
         self.primary.watch_down(watcher)  # its listener resubscribes by itself

@@ -1,25 +1,32 @@
 """The in-process :class:`~gateway.state.SharedState`: a bounded LRU with per-entry expiry, token
-buckets per (rate, burst), and no one to share cool-down verdicts with."""
+buckets per (rate, burst), no one to share cool-down verdicts with, and worker registrations in
+memory or, for ``serve --workers N``, in a directory the server's processes share."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gateway.ratelimit import TokenBuckets
 from gateway.state import DownWatcher
+from gateway.state.quota import PROCESS_QUOTA, CounterSpec
+from gateway.state.registrations import MemoryRegistrations, RegistrationStore
 
 
 class LocalState:
     """Everything in this process; ``max_entries`` bounds the cache (least recently used go first)."""
 
-    def __init__(self, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic, registrations: RegistrationStore | None = None
+    ) -> None:
         self.max_entries = max_entries
         self.clock = clock
+        self.registrations: RegistrationStore = registrations if registrations is not None else MemoryRegistrations(clock)
         self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._buckets: dict[tuple[float, int], TokenBuckets] = {}
+        self.quota = PROCESS_QUOTA  # tenants' token counters and usage buckets: the process's, kept across reloads
 
     async def cache_get(self, key: str) -> bytes | None:
         found = self._cache.get(key)
@@ -55,6 +62,24 @@ class LocalState:
 
     def watch_down(self, watcher: DownWatcher) -> None:
         """No other process publishes here."""
+
+    async def register_put(self, node: str, record: bytes, ttl_s: float) -> None:
+        self.registrations.put(node, record, ttl_s)
+
+    async def register_all(self) -> dict[str, bytes]:
+        return self.registrations.all()
+
+    async def reserve(self, counters: Sequence[CounterSpec], amount: int) -> int:
+        return self.quota.reserve(counters, amount)
+
+    async def settle(self, counters: Sequence[CounterSpec], delta: int) -> None:
+        self.quota.settle(counters, delta)
+
+    async def usage_add(self, minute: int, fields: Mapping[str, int]) -> None:
+        self.quota.usage_add(minute, fields)
+
+    async def usage_since(self, first: int, last: int) -> dict[str, int]:
+        return self.quota.usage_since(first, last)
 
     def status(self) -> dict[str, Any]:
         return {"kind": "local", "reachable": True, "cache_entries": len(self._cache)}

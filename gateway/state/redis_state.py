@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +25,7 @@ from redis.backoff import NoBackoff
 
 from gateway.ratelimit import effective_burst
 from gateway.state import DownWatcher
+from gateway.state.quota import CounterSpec, RedisQuota
 
 log = logging.getLogger("gateway.state")
 
@@ -101,6 +102,7 @@ class RedisState:
         self.client = Redis.from_url(url, socket_timeout=op_timeout_s, **common)
         self._listen_client = Redis.from_url(url, socket_timeout=None, **common)
         self._take = self.client.register_script(TAKE_LUA)
+        self.quota = RedisQuota(self.client, prefix)  # tenants' token counters and usage buckets (Lua)
         self._watchers: list[DownWatcher] = []
         self._listener: asyncio.Task[None] | None = None
         self._backoff = (listen_backoff_s, listen_backoff_max_s)
@@ -126,6 +128,34 @@ class RedisState:
         message = msgspec.json.encode(Verdict(pool, url, seconds, error, self.origin))
         async with asyncio.timeout(self.op_timeout_s):
             await self.client.publish(self.channel, message)
+
+    async def register_put(self, node: str, record: bytes, ttl_s: float) -> None:
+        async with asyncio.timeout(self.op_timeout_s):
+            await self.client.set(self.prefix + "worker:" + node, record, px=max(1, int(ttl_s * 1000)))
+
+    async def register_all(self) -> dict[str, bytes]:
+        pattern = self.prefix + "worker:*"
+        async with asyncio.timeout(self.op_timeout_s * 5):  # a scan and a read: a few round trips
+            keys = [key async for key in self.client.scan_iter(match=pattern, count=500)]
+            values = await self.client.mget(keys) if keys else []
+        start = len(self.prefix + "worker:")
+        return {bytes(key)[start:].decode(): bytes(value) for key, value in zip(keys, values) if value is not None}
+
+    async def reserve(self, counters: Sequence[CounterSpec], amount: int) -> int:
+        async with asyncio.timeout(self.op_timeout_s):
+            return await self.quota.reserve(counters, amount)
+
+    async def settle(self, counters: Sequence[CounterSpec], delta: int) -> None:
+        async with asyncio.timeout(self.op_timeout_s):
+            await self.quota.settle(counters, delta)
+
+    async def usage_add(self, minute: int, fields: Mapping[str, int]) -> None:
+        async with asyncio.timeout(self.op_timeout_s):
+            await self.quota.usage_add(minute, fields)
+
+    async def usage_since(self, first: int, last: int) -> dict[str, int]:
+        async with asyncio.timeout(max(self.op_timeout_s * 10, 2.0)):  # one pipeline of up to a week of minutes
+            return await self.quota.usage_since(first, last)
 
     async def ping(self) -> None:
         async with asyncio.timeout(self.op_timeout_s):

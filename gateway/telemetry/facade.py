@@ -27,10 +27,12 @@ from opentelemetry import trace
 from gateway.config.models import TelemetryConfig
 from gateway.telemetry.audit import AuditLog
 from gateway.telemetry.metrics import Metrics
+from gateway.telemetry.recent import RecentRefinements
 from gateway.telemetry.recording import record_refinement
 from gateway.telemetry.refine_spans import NULL, MergeSpan, MetricsOnlyRefinement, NullContext, RefineTrace, stage_attributes, traced_stage
 from gateway.telemetry.target_spans import NULL_CALL, TargetCall, start_target_call
 from gateway.telemetry.tracing import build_tracer_provider
+from gateway.tenants.meter import policy_capture
 
 if TYPE_CHECKING:
     from gateway.config.models import Role, TargetConfig
@@ -52,6 +54,7 @@ class Telemetry:
         self.audit: AuditLog | None = None
         if self.config.audit_sample_rate > 0:
             self.audit = AuditLog(self.config.audit_sample_rate, self.config.audit_path)
+        self.recent = RecentRefinements()  # the last refinements' verdicts, for GET /admin/status
         self._metrics_only = MetricsOnlyRefinement(self)
         self._stage_static: dict[int, tuple[str, dict[str, Any]]] = {}
 
@@ -123,7 +126,7 @@ class Telemetry:
         static = self._stage_static.get(id(backend))
         if static is None:
             static = self._stage_static[id(backend)] = stage_attributes(backend)
-        return traced_stage(self.tracer, self.capture, backend, text, headers, static)
+        return traced_stage(self.tracer, self.capture and policy_capture(), backend, text, headers, static)  # a key may forbid capture
 
     def record_refinement(self, outcome: RefinementOutcome, roles: Sequence[Role], mode: str = "apply") -> None:
         """Metrics for one finished refinement (both with and without tracing)."""
@@ -135,7 +138,7 @@ class Telemetry:
         retries and fallbacks), or the shared no-op one."""
         if self.tracer is None:
             return NULL_CALL
-        return start_target_call(self.tracer, config, payload, stream, self.capture, attempt)
+        return start_target_call(self.tracer, config, payload, stream, self.capture and policy_capture(), attempt)
 
 
 _DEFAULT: Telemetry | None = None

@@ -208,6 +208,19 @@ class Metrics:
             "Target call attempts, by target tried and outcome: ok, retried_status, retried_error, failed_over, exhausted",
             ("target", "outcome"),
         )
+        self.tenant_tokens = _Counter(
+            "mpr_tenant_tokens",
+            "Tokens used, by key name (never the key), model, kind (prompt, completion) and stage (target or a refinement stage)",
+            ("key", "model", "kind", "stage"),
+        )
+        self.tenant_requests = _Counter(
+            "mpr_tenant_requests", "Requests answered, by key name, model and status class (2xx, 4xx, 5xx)", ("key", "model", "status")
+        )
+        self.tenant_refusals = _Counter(
+            "mpr_tenant_refusals",
+            "Requests refused by a key's limits: model_not_allowed, tokens_per_minute_exceeded, budget_exceeded",
+            ("key", "reason"),
+        )
         self._in_flight: dict[str, _InFlight] = {}
         self._pools = _PoolCollector()
         r.register(self._pools)  # type: ignore[arg-type]
@@ -237,6 +250,9 @@ class Metrics:
         yield self.shadow_refinements.family()
         yield self.target_attempts.family()
         yield self.refinement_cache_results.family()
+        yield self.tenant_tokens.family()
+        yield self.tenant_requests.family()
+        yield self.tenant_refusals.family()
 
     # -- sources --------------------------------------------------------------------------
     def watch_pools(self, source: PoolSource) -> None:

@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from gateway.telemetry import genai as A
 from gateway.telemetry.attributes import error_type, text_messages
 from gateway.telemetry.recording import record_refinement, stage_outcome
+from gateway.tenants.meter import policy_capture
 
 if TYPE_CHECKING:
     from gateway.config.models import Role
@@ -89,7 +90,7 @@ class RefineTrace:
 
     def done(self, outcome: RefinementOutcome, roles: Sequence[Role], mode: str = "apply") -> None:
         record_refinement(self._telemetry.metrics, outcome, roles, mode)
-        span, capture = self.span, self._telemetry.capture
+        span, capture = self.span, self._telemetry.capture and policy_capture()  # a key may forbid capture
         span.set_attribute(A.REFINEMENT, outcome.header)
         span.set_attribute(A.MODE, mode)
         span.set_attribute(A.REFINE_MS, round(outcome.elapsed_ms, 3))

@@ -8,6 +8,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from gateway.upstream.latency import LatencyWindow
+from gateway.upstream.tiers import choose
 
 
 @dataclass(slots=True)
@@ -22,6 +26,15 @@ class Endpoint:
     last_probe_ms: float | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
+    model: str | None = None  # the model name stages send to this endpoint (a registered worker's LoRA); None: the adapter's
+    tier: str | None = None  # gpu | cpu (declared in the config, or announced by a registered worker)
+    source: str = "config"  # config | registered
+    latency: LatencyWindow = field(default_factory=LatencyWindow)  # recent completed calls (ms)
+
+    @property
+    def node(self) -> str:
+        """The host part of the URL (the machine serving it)."""
+        return urlsplit(self.url).hostname or self.url
 
     def status(self, now_wall: float, now_mono: float) -> dict[str, object]:
         """JSON-ready view for ``/ready``."""
@@ -34,6 +47,8 @@ class Endpoint:
             "last_probe_age_s": age,
             "last_probe_ms": self.last_probe_ms,
             "last_error": self.last_error,
+            "tier": self.tier,
+            "source": self.source,
         }
 
 
@@ -46,6 +61,9 @@ class EndpointPool:
     cooldown_s: float = 5.0
     clock: Callable[[], float] = field(default=time.monotonic)
     on_failure: Callable[[EndpointPool, Endpoint, str], None] | None = None  # publishes the verdict (shared state)
+    on_change: Callable[[EndpointPool, Endpoint], None] | None = None  # an endpoint went up or down (operator events)
+    prefer: str = "none"  # gpu | cpu | none: the tier that takes traffic first (:mod:`gateway.upstream.tiers`)
+    max_inflight: int = 4  # requests in flight at which an endpoint counts as saturated
 
     @classmethod
     def of(cls, name: str, urls: Iterable[str], cooldown_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> EndpointPool:
@@ -55,46 +73,75 @@ class EndpointPool:
         """Best endpoint not in ``exclude``; when all are cooling down, the one that recovers first."""
         excluded = set(id(e) for e in exclude)
         candidates = [e for e in self.endpoints if id(e) not in excluded]
-        if not candidates:
-            return None
-        now = self.clock()
-        ready = [e for e in candidates if e.cooldown_until <= now]
-        if ready:
-            return min(ready, key=lambda e: e.outstanding)
-        return min(candidates, key=lambda e: e.cooldown_until)
+        return choose(candidates, self.clock(), self.prefer, self.max_inflight)
+
+    def add(self, endpoint: Endpoint) -> bool:
+        """Put ``endpoint`` into rotation (a registered worker); False when its URL is already here."""
+        if any(e.url == endpoint.url for e in self.endpoints):
+            return False
+        self.endpoints = [*self.endpoints, endpoint]  # a new list: a running probe round keeps its own
+        return True
+
+    def remove(self, url: str, source: str = "registered") -> Endpoint | None:
+        """Take the ``source`` endpoint with ``url`` out of the pool (configured ones stay unless asked)."""
+        for endpoint in self.endpoints:
+            if endpoint.url == url and endpoint.source == source:
+                self.endpoints = [e for e in self.endpoints if e is not endpoint]
+                return endpoint
+        return None
 
     def acquire(self, endpoint: Endpoint) -> None:
         endpoint.outstanding += 1
 
-    def release(self, endpoint: Endpoint) -> None:
+    def release(self, endpoint: Endpoint, elapsed_s: float | None = None) -> None:
+        """The call is over; ``elapsed_s`` (a completed call's latency) joins the recent window."""
         endpoint.outstanding -= 1
+        if elapsed_s is not None:
+            endpoint.latency.record(elapsed_s * 1000.0)
+
+    def observe(self, endpoint: Endpoint, elapsed_s: float) -> None:
+        """A latency recorded apart from the release (a stream: the time to its response headers)."""
+        endpoint.latency.record(elapsed_s * 1000.0)
+
+    def _flipped(self, endpoint: Endpoint) -> None:
+        if self.on_change is not None:
+            self.on_change(self, endpoint)
 
     def mark_failure(self, endpoint: Endpoint, error: str) -> None:
         """Take the endpoint out of rotation for ``cooldown_s``."""
+        was_up = endpoint.up
         endpoint.consecutive_failures += 1
         endpoint.cooldown_until = self.clock() + self.cooldown_s
         endpoint.up = False
         endpoint.last_error = error
         if self.on_failure is not None:
             self.on_failure(self, endpoint, error)
+        if was_up:
+            self._flipped(endpoint)
 
     def apply_verdict(self, url: str, seconds: float, error: str) -> bool:
         """Another process's verdict: ``url`` out of rotation for ``seconds`` (not published again).
         False when no endpoint of this pool has that URL."""
         for endpoint in self.endpoints:
             if endpoint.url == url:
+                was_up = endpoint.up
                 endpoint.cooldown_until = max(endpoint.cooldown_until, self.clock() + seconds)
                 endpoint.up = False
                 endpoint.last_error = f"shared: {error}"
+                if was_up:
+                    self._flipped(endpoint)
                 return True
         return False
 
     def mark_success(self, endpoint: Endpoint) -> None:
         if endpoint.consecutive_failures or not endpoint.up:
+            was_up = endpoint.up
             endpoint.consecutive_failures = 0
             endpoint.cooldown_until = 0.0
             endpoint.up = True
             endpoint.last_error = None
+            if not was_up:
+                self._flipped(endpoint)
 
     def record_probe(self, endpoint: Endpoint, ok: bool, latency_ms: float, error: str | None) -> None:
         """A health probe result: up endpoints leave cool-down at once, down ones enter it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -83,11 +84,13 @@ class TargetClient:
             annotate_endpoint(endpoint.url)  # server.address/port on the target span (tracing on)
             self.pool.acquire(endpoint)
             response: aiohttp.ClientResponse | None = None
+            started = time.perf_counter()
             try:
                 response = await self.session.post(
                     endpoint.url + path, data=body, headers=headers, timeout=self._timeout
                 )
                 if stream and response.status == 200:
+                    self.pool.observe(endpoint, time.perf_counter() - started)  # time to the response headers
                     self.pool.mark_success(endpoint)
                     return TargetReply(200, relay_headers(response.headers), response=response, endpoint=endpoint, pool=self.pool)
                 payload = await response.read()
@@ -114,7 +117,7 @@ class TargetClient:
                     response.close()
                 raise
             else:
-                self.pool.release(endpoint)
+                self.pool.release(endpoint, time.perf_counter() - started)
                 response.release()
                 if response.status < 500:
                     self.pool.mark_success(endpoint)

@@ -131,7 +131,9 @@ def test_untouched_fields_reach_the_target_unchanged(client: openai.OpenAI, fake
         assert body[key] == value, key
     assert set(body) == {*expected, "model", "messages"}
     assert body["model"] == "target-model"
-    assert body["messages"][0] == {"role": "system", "content": "Be brief." + ("" if prompt == CLEAN else f"\n\nContext: {DESCRIBED}")}
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}  # the client's own, untouched
+    if prompt != CLEAN:  # the context sits right before its turn
+        assert body["messages"][1] == {"role": "system", "content": f"Context: {DESCRIBED}"}
     assert body["messages"][-1] == {"role": "user", "content": PARAPHRASED if prompt == DIRTY else CLEAN}
     assert_mpr_headers(raw.headers, "describer,paraphraser" if prompt == DIRTY else "skipped;reason=clean")
 
@@ -191,8 +193,8 @@ def test_only_the_last_user_message_is_refined(client: openai.OpenAI, fake: Fake
         (call,) = fake.requests_for(role)
         assert call.body["messages"][-1]["content"] == DIRTY
     assert target_body(fake)["messages"] == [
+        *history,  # never refined through this gateway: nothing remembered, so as sent
         {"role": "system", "content": f"Context: {DESCRIBED}"},
-        *history,
         {"role": "user", "content": PARAPHRASED},
     ]
 
@@ -211,7 +213,7 @@ def test_last_user_message_rewrite_leaves_history_untouched(client: openai.OpenA
 
 def test_conversation_not_ending_in_user_text_is_forwarded_as_is(client: openai.OpenAI, fake: FakeOpenAI) -> None:
     refining(fake)
-    messages = [{"role": "user", "content": DIRTY}, {"role": "assistant", "content": "Paris."}, {"role": "user", "content": [IMAGE]}]
+    messages = [{"role": "user", "content": "waht is teh wether in Lyon"}, {"role": "assistant", "content": "Sunny."}, {"role": "user", "content": [IMAGE]}]
     raw = client.chat.completions.with_raw_response.create(model="test-model", messages=messages)  # type: ignore[arg-type]
     assert raw.headers["x-mpr-refinement"].startswith("skipped")
     assert stage_calls(fake) == {"cleaner": 0, "describer": 0, "paraphraser": 0}

@@ -73,7 +73,7 @@ def post_stream(gateway: GatewayProcess, body: dict[str, Any], **headers: str) -
 # -- non-streaming ---------------------------------------------------------------------------------
 
 
-def test_string_input_is_refined_and_the_description_joins_the_instructions(
+def test_string_input_is_refined_and_the_description_goes_right_before_it(
     client: openai.OpenAI, fake: FakeOpenAI, openapi: OpenAPISchemas
 ) -> None:
     refining(fake)
@@ -83,8 +83,8 @@ def test_string_input_is_refined_and_the_description_joins_the_instructions(
     assert raw.headers["x-mpr-refinement"] == "describer,paraphraser"
     assert float(raw.headers["x-mpr-refine-ms"]) > 0
     body = target_body(fake)
-    assert body["input"] == PARAPHRASED
-    assert body["instructions"] == f"Be brief.\n\nContext: {DESCRIBED}"
+    assert body["input"] == [{"role": "system", "content": f"Context: {DESCRIBED}"}, {"role": "user", "content": PARAPHRASED}]
+    assert body["instructions"] == "Be brief."  # never touched: not carried over by previous_response_id
     assert body["model"] == "target-model"
     assert body["temperature"] == 0.5
     assert "mpr" not in body
@@ -104,8 +104,9 @@ def test_last_user_message_item_is_refined_parts_stay(client: openai.OpenAI, fak
     assert response.output_text == f"echo: {PARAPHRASED}"
     body = target_body(fake)
     assert body["input"][:2] == [earlier, answer]
-    assert body["input"][2] == {"role": "user", "content": [{"type": "input_text", "text": PARAPHRASED}, IMAGE]}
-    assert body["instructions"] == f"Context: {DESCRIBED}"
+    assert body["input"][2] == {"role": "system", "content": f"Context: {DESCRIBED}"}
+    assert body["input"][3] == {"role": "user", "content": [{"type": "input_text", "text": PARAPHRASED}, IMAGE]}
+    assert "instructions" not in body
 
 
 def test_clean_input_is_forwarded_as_it_is(client: openai.OpenAI, fake: FakeOpenAI) -> None:
@@ -165,7 +166,7 @@ def test_sdk_stream_relays_the_events(client: openai.OpenAI, fake: FakeOpenAI, o
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == f"echo: {PARAPHRASED}"
     for event in events:
         openapi.validate(event.model_dump(mode="json", exclude_unset=True), "ResponseStreamEvent")
-    assert target_body(fake)["input"] == PARAPHRASED
+    assert target_body(fake)["input"] == [{"role": "system", "content": f"Context: {DESCRIBED}"}, {"role": "user", "content": PARAPHRASED}]
 
 
 def test_broken_stream_ends_with_response_failed(gateway: GatewayProcess, fake: FakeOpenAI, openapi: OpenAPISchemas) -> None:
@@ -237,14 +238,15 @@ def test_bridge_non_streaming(client: openai.OpenAI, fake: FakeOpenAI, openapi: 
     assert raw.headers["x-mpr-refinement"] == "describer,paraphraser"
     body = chat_body(fake)
     assert body["messages"] == [
-        {"role": "system", "content": f"Be brief.\n\nContext: {DESCRIBED}"},
+        {"role": "system", "content": "Be brief."},
+        {"role": "system", "content": f"Context: {DESCRIBED}"},
         {"role": "user", "content": PARAPHRASED},
     ]
     assert body["model"] == "target-model" and body["max_completion_tokens"] == 40 and "mpr" not in body
     data = raw.http_response.json()
     openapi.validate(data, "Response")
     assert data["status"] == "completed" and data["store"] is False
-    assert data["instructions"] == f"Be brief.\n\nContext: {DESCRIBED}"  # what the model got, as a native target echoes it
+    assert data["instructions"] == "Be brief."  # as a native target echoes it: the context went in as an input item
     assert raw.parse().output_text == f"echo: {PARAPHRASED}"
     assert data["usage"]["input_tokens"] == 7
 

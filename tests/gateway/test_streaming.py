@@ -92,7 +92,7 @@ def test_usage_chunk_only_when_asked(client: openai.OpenAI, fake: FakeOpenAI) ->
     assert all(c.usage is None for c in without)
     first, second = fake.requests_for("target-model")
     assert first.body["stream_options"] == {"include_usage": True}
-    assert "stream_options" not in second.body  # the gateway does not ask for usage on its own
+    assert second.body["stream_options"] == {"include_usage": True}  # asked for the tenant accounting (docs/tenants.md), then stripped
 
 
 def test_stream_is_relayed_as_it_arrives_not_buffered(gateway: GatewayProcess, fake: FakeOpenAI) -> None:

@@ -75,7 +75,7 @@ async def test_the_reloader_swaps_a_valid_file_and_keeps_the_old_config_on_error
         _write(path, _tree("a", "b", api_keys=["new"]))
         outcome = await reloader.reload("test")
         assert outcome.status == "reloaded" and outcome.previous == source.hash
-        assert set(ref.runtime.targets) == {"a", "b"} and ref.runtime.auth.authenticate("Bearer new") == "new"
+        assert set(ref.runtime.targets) == {"a", "b"} and ref.runtime.auth.authenticate("Bearer new") is not None
         assert ref.current.source.hash == config_hash(path.read_bytes())
         assert ref.current.routes["/v1/chat/completions"].runtime is ref.runtime  # serving objects rebuilt
         await asyncio.sleep(0.05)

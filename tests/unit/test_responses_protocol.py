@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from gateway.endpoints.responses.bridge import ChatStreamTranslator, NotBridged, from_chat, to_chat
-from gateway.endpoints.responses.protocol import InputSlot, StreamWatch, apply_refinement, find_input, validate_input
+from gateway.endpoints.responses.protocol import InputSlot, StreamWatch, find_input, input_turns, present_input, validate_input
+from gateway.refinement.history import Presentation
 from gateway.errors import InvalidRequest
 from tests.gateway.conftest import OpenAPISchemas, openapi  # noqa: F401  (the session fixture)
 
@@ -36,32 +37,45 @@ def test_find_input_string_and_items() -> None:
         {"role": "user", "content": "first"},
         {"role": "assistant", "content": "answer"},
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a"}, IMAGE, {"type": "input_text", "text": "b"}]},
-        {"type": "function_call_output", "call_id": "c", "output": "42"},
     ]
     assert find_input(items) == InputSlot(2, "a\n\nb")
+    assert input_turns(items) == ([InputSlot(0, "first"), InputSlot(2, "a\n\nb")], True)
+    tool_ended = [*items, {"type": "function_call_output", "call_id": "c", "output": "42"}]
+    assert find_input(tool_ended) is None  # a tool result is no new user turn
+    assert input_turns(tool_ended) == ([InputSlot(0, "first"), InputSlot(2, "a\n\nb")], False)
     assert find_input([{"role": "user", "content": [IMAGE]}]) is None
     assert find_input([{"role": "assistant", "content": "x"}]) is None
 
 
-def test_apply_refinement_string_input_and_instructions() -> None:
+def test_present_input_string_and_instructions_untouched() -> None:
     payload: dict[str, Any] = {"input": "whats up", "instructions": "Be brief."}
-    apply_refinement(payload, InputSlot(None, "whats up"), "What is up?", "A greeting.", "system")
-    assert payload == {"input": "What is up?", "instructions": "Be brief.\n\nContext: A greeting."}
+    present_input(payload, [(InputSlot(None, "whats up"), Presentation("What is up?", "A greeting."))], "system")
+    assert payload == {
+        "input": [{"role": "system", "content": "Context: A greeting."}, {"role": "user", "content": "What is up?"}],
+        "instructions": "Be brief.",
+    }
     payload = {"input": "whats up"}
-    apply_refinement(payload, InputSlot(None, "whats up"), "whats up", "A greeting.", "system")
-    assert payload == {"input": "whats up", "instructions": "Context: A greeting."}
+    present_input(payload, [(InputSlot(None, "whats up"), Presentation("What is up?"))], "system")
+    assert payload == {"input": "What is up?"}  # a string stays a string
     payload = {"input": "whats up"}
-    apply_refinement(payload, InputSlot(None, "whats up"), "What is up?", "A greeting.", "append")
+    present_input(payload, [(InputSlot(None, "whats up"), Presentation("What is up?", "A greeting."))], "append")
     assert payload == {"input": "What is up?\n\nContext: A greeting."}
 
 
-def test_apply_refinement_keeps_other_parts_and_items() -> None:
+def test_present_input_keeps_other_parts_and_items() -> None:
     items = [{"role": "user", "content": "old"}, {"role": "user", "content": [{"type": "input_text", "text": "a"}, IMAGE, {"type": "input_text", "text": "b"}]}]
     payload: dict[str, Any] = {"input": items}
-    apply_refinement(payload, InputSlot(1, "a\n\nb"), "new", None, "system")
+    present_input(payload, [(InputSlot(1, "a\n\nb"), Presentation("new"))], "system")
     assert payload["input"] == [items[0], {"role": "user", "content": [{"type": "input_text", "text": "new"}, IMAGE]}]
     assert items[1]["content"][0]["text"] == "a"  # the client's objects are not mutated
     assert "instructions" not in payload
+
+
+def test_present_input_contexts_beside_their_turns() -> None:
+    items = [{"role": "user", "content": "a"}, {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}, {"type": "function_call_output", "call_id": "c", "output": "1"}]
+    payload: dict[str, Any] = {"input": items}
+    present_input(payload, [(InputSlot(0, "a"), Presentation("A?", "ctx"))], "system")
+    assert payload["input"] == [{"role": "system", "content": "Context: ctx"}, {"role": "user", "content": "A?"}, items[1], items[2]]
 
 
 @pytest.mark.parametrize(

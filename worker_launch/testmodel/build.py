@@ -33,7 +33,7 @@ class TestModelSpec:
     num_layers: int = 2
     num_heads: int = 4
     num_kv_heads: int = 2
-    max_positions: int = 512
+    max_positions: int = 2048
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_targets: tuple[str, ...] = ("q_proj", "v_proj")

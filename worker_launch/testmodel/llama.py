@@ -17,7 +17,7 @@ class LlamaShape:
     num_layers: int = 2
     num_heads: int = 4
     num_kv_heads: int = 2
-    max_positions: int = 512
+    max_positions: int = 2048
 
     @property
     def head_dim(self) -> int:

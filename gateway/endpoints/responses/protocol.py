@@ -1,9 +1,10 @@
 """Pure helpers over OpenAI Responses requests and streams (no I/O).
 
-* the text to refine: a string ``input``, or the text of the last user message item of an
-  ``input`` array (``content`` a string, or ``input_text`` parts; images, files and audio parts
+* the user turns (:func:`input_turns`): a string ``input``, or the user message items of an
+  ``input`` array, the last of them new when ``input`` ends with it (``content`` a string, or ``input_text`` parts; images, files and audio parts
   stay where they are);
-* putting the refined text back, and an accepted description into ``instructions``;
+* putting each user turn's presentation back (:func:`present_input`): the refined text, and an
+  accepted description in a system message item right before it (or after its text);
 * :class:`StreamWatch`, which follows a relayed Responses SSE stream (the response id, the last
   ``sequence_number``, whether a terminal event came) so a broken stream can be ended with a
   ``response.failed`` event instead of a bare cut.
@@ -13,13 +14,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
 
 from gateway.errors import InvalidRequest
-from gateway.messages import replace_text
+from gateway.messages import context_text, replace_text
+from gateway.refinement.history import Presentation
 
 TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
 """Events after which a Responses stream is complete (``error``: the target reported its failure)."""
@@ -73,45 +76,55 @@ def _text_of(content: Any) -> str | None:
     return None
 
 
-def find_input(value: Any) -> InputSlot | None:
-    """The text to refine, or None (no ``input``, no user message, or a user message without text)."""
+def input_turns(value: Any) -> tuple[list[InputSlot], bool]:
+    """Every user message of ``input`` in order (a string ``input`` is one; text ``""`` when an
+    item has none) and whether ``input`` ends with one — a new turn, the only one ever refined."""
     if isinstance(value, str):
-        return InputSlot(None, value) if value.strip() else None
+        return [InputSlot(None, value)], True
     if not isinstance(value, list):
-        return None
-    for index in range(len(value) - 1, -1, -1):
-        if _is_user_message(value[index]):
-            text = _text_of(value[index].get("content"))
-            return InputSlot(index, text) if text is not None and text.strip() else None
-    return None
+        return [], False
+    slots = [InputSlot(index, _text_of(item.get("content")) or "") for index, item in enumerate(value) if _is_user_message(item)]
+    return slots, bool(slots) and slots[-1].index == len(value) - 1
 
 
-def apply_refinement(
+def find_input(value: Any) -> InputSlot | None:
+    """The new user turn's text, or None (no ``input``, or it does not end with user text)."""
+    slots, new = input_turns(value)
+    return slots[-1] if new and slots[-1].text.strip() else None
+
+
+def present_input(
     payload: dict[str, Any],
-    slot: InputSlot,
-    refined: str,
-    description: str | None,
+    shown: Sequence[tuple[InputSlot, Presentation]],
     placement: Literal["system", "append"],
 ) -> None:
-    """Put the refined text into ``payload["input"]`` (in place) and the description into
-    ``instructions`` (appended to existing string instructions), or after the text with
-    ``placement: append`` (also when ``instructions`` is not a string)."""
-    instructions = payload.get("instructions")
-    to_instructions = bool(description) and placement == "system" and (instructions is None or isinstance(instructions, str))
-    text = refined
-    if description and not to_instructions:
-        text = f"{refined}\n\nContext: {description}"
-    if text != slot.text:
-        if slot.index is None:
-            payload["input"] = text
-        else:
-            items = list(payload["input"])
-            item = items[slot.index]
-            items[slot.index] = {**item, "content": replace_text(item.get("content"), text, _TEXT_PART)}
-            payload["input"] = items
-    if to_instructions:
-        context = f"Context: {description}"
-        payload["instructions"] = f"{instructions}\n\n{context}" if instructions else context
+    """Put each user turn in ``shown`` into ``payload["input"]`` (in place) as presented: its
+    refined text, and its description in a system message item right before it (``system``) or
+    after its text (``append``). ``instructions`` are never touched: they are not carried over to
+    a ``previous_response_id`` conversation, so a context there would vanish from the history the
+    target keeps."""
+    value = payload.get("input")
+    items: list[Any] = [{"role": "user", "content": value}] if isinstance(value, str) else list(value or [])
+    changed = False
+    for slot, presentation in sorted(shown, key=lambda pair: -1 if pair[0].index is None else pair[0].index, reverse=True):
+        index = 0 if slot.index is None else slot.index
+        text = presentation.refined
+        description = presentation.description
+        if description and placement == "append":
+            text = f"{text}\n\n{context_text(description)}"
+        if text != slot.text:
+            item = items[index]
+            items[index] = {**item, "content": replace_text(item.get("content"), text, _TEXT_PART)}
+            changed = True
+        if description and placement == "system":
+            items.insert(index, {"role": "system", "content": context_text(description)})
+            changed = True
+    if not changed:
+        return
+    if isinstance(value, str) and len(items) == 1:
+        payload["input"] = items[0]["content"]  # a string stays a string when only its text changed
+    else:
+        payload["input"] = items
 
 
 # -- response objects and stream events ---------------------------------------------------------

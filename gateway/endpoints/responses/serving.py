@@ -30,7 +30,7 @@ from gateway.endpoints.proxied import require_model, require_target, stream_flag
 from gateway.endpoints.refinement_run import OFF, PromptRefinement, RefinementRun
 from gateway.endpoints.relay import Exchange, Reply, complete_body, exchange, require_json, require_sse, send, with_details
 from gateway.endpoints.responses.bridge import ChatStreamTranslator, from_chat, to_chat
-from gateway.endpoints.responses.protocol import StreamWatch, apply_refinement, find_input, validate_input
+from gateway.endpoints.responses.protocol import StreamWatch, input_turns, present_input, validate_input
 from gateway.errors import GatewayError, NotFound, UpstreamTimeout, UpstreamUnreachable
 from gateway.refinement.controls import RefineControls, parse_controls
 from gateway.runtime import Runtime
@@ -40,6 +40,7 @@ from gateway.upstream.errors import openai_error_body
 from gateway.upstream.http import relay_headers
 from gateway.upstream.router import TARGET_HEADER, route_headers_of
 from gateway.upstream.target import TargetClient, TargetReply
+from gateway.tenants.meter import stream_meter
 
 log = logging.getLogger("gateway.responses")
 
@@ -161,18 +162,17 @@ class Responses:
         """Refine (or start a shadow refinement), then send through the runtime's router (retries
         and fallbacks)."""
         config = target.config
-        slot = find_input(payload.get("input"))
-        run = await self.refinement.start(slot.text if slot is not None else None, model, controls, config)
-        outcome = run.applied
-        if outcome is not None and slot is not None:
-            placement = self.runtime.config.refinement.describer.placement
-            apply_refinement(payload, slot, outcome.refined, outcome.description, placement)
+        slots, new = input_turns(payload.get("input"))
+        run, shown = await self.refinement.converse([slot.text for slot in slots], new, model, controls, config)
+        presented = [(slot, p) for slot, p in zip(slots, shown) if p is not None]
+        if presented:
+            present_input(payload, presented, self.runtime.config.refinement.describer.placement)
         if config.api == "chat":  # bridged: the chat completions request for it
             sent, path = to_chat(payload, config.model_for_upstream), "/chat/completions"
             body = msgspec.json.encode(sent)
         else:
             sent, path = payload, "/responses"
-            body = upstream_body(raw, payload, model, config, changed=had_mpr or outcome is not None)
+            body = upstream_body(raw, payload, model, config, changed=had_mpr or bool(presented))
         reply, call = await send(self.runtime, model, body, sent, stream=stream, path=path, run=run)
         return reply, call, run
 
@@ -242,10 +242,13 @@ class Responses:
         response = reply.response
         assert response is not None
         aborted = True
+        usage = stream_meter()  # the tenant's usage (the chat stream's usage chunk)
         try:
             yield translator.start()
             try:
                 async for chunk in response.content.iter_any():
+                    if usage is not None:
+                        usage.feed(chunk)
                     if out := translator.feed(chunk):
                         yield out
                 if not translator.done:
@@ -277,10 +280,13 @@ class Responses:
         response = reply.response
         assert response is not None
         aborted = True
+        usage = stream_meter()  # the tenant's usage (response.completed)
         try:
             try:
                 async for chunk in response.content.iter_any():
                     watch.feed(chunk)
+                    if usage is not None:
+                        usage.feed(chunk)
                     yield chunk
                 if not watch.terminal:
                     call.fail("stream_incomplete")

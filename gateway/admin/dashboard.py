@@ -1,0 +1,51 @@
+"""``GET /admin/`` (and ``/admin``): the fleet dashboard, one static page shipped in the package.
+
+The page and its script and style (``gateway/admin/static/``) hold no data and need no key: the
+script asks for the admin key, keeps it in ``sessionStorage`` and calls ``/admin/status`` and
+``/admin/events`` with it. No build step, no CDN, no external font; a strict CSP keeps it so.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+from litestar import Response, get
+from litestar.types import ControllerRouterHandler
+
+from gateway.errors import NotFound
+
+ASSETS = {
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+}
+HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-cache",
+}
+
+
+@cache
+def asset(name: str) -> bytes:
+    """A file of ``gateway/admin/static`` (read once)."""
+    return resources.files("gateway.admin").joinpath("static", name).read_bytes()
+
+
+def dashboard_routes() -> list[ControllerRouterHandler]:
+    @get(["/admin", "/admin/"], include_in_schema=False)
+    async def dashboard() -> Response[bytes]:
+        return Response(asset("dashboard.html"), media_type="text/html; charset=utf-8", headers=HEADERS)
+
+    @get("/admin/assets/{name:str}", include_in_schema=False)
+    async def dashboard_asset(name: str) -> Response[bytes]:
+        media_type = ASSETS.get(name)
+        if media_type is None:
+            raise NotFound(f"Unknown route: GET /admin/assets/{name}")
+        return Response(asset(name), media_type=media_type, headers=HEADERS)
+
+    return [dashboard, dashboard_asset]

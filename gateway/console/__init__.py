@@ -1,0 +1,1 @@
+"""Operator and user consoles: ``mpr-gateway status`` and ``mpr-gateway chat``."""

@@ -1,0 +1,127 @@
+"""Recent refinement outcomes for the operator (``GET /admin/status``): verdicts and counts only.
+
+A bounded ring of the last refinements plus counters since the process started. An entry holds
+the model, the mode, the ``x-mpr-refinement`` value, the elapsed time and each stage's verdict
+kind — never prompt text, never a stage's output.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.refinement.results import RefinementOutcome, StageVerdict
+
+RESULTS = ("applied", "rejected", "skipped", "fallback")
+VERDICTS = ("accepted", "rejected", "failed")
+WINDOW_S = 300.0  # the "recent" figures: the last five minutes (at most :data:`RING` refinements)
+RING = 512
+SHOWN = 50  # entries ``snapshot`` lists
+
+
+def outcome_result(outcome: RefinementOutcome) -> str:
+    """``applied`` (a stage's rewrite went out), ``rejected`` (stages answered, none accepted),
+    ``skipped`` (the gate, a control or no text) or ``fallback`` (refinement failed: original sent)."""
+    header = outcome.header
+    if header.startswith("skipped"):
+        return "skipped"
+    if header.startswith("fallback"):
+        return "fallback"
+    if outcome.merged is not None:
+        return "applied" if outcome.merged.applied else "rejected"
+    return "fallback"
+
+
+def verdict_kind(verdict: StageVerdict) -> str:
+    """``accepted``, ``failed`` (error or timeout) or ``rejected`` (drift, length, echo…)."""
+    if verdict.accepted:
+        return "accepted"
+    return "failed" if verdict.error is not None else "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class RecentOutcome:
+    """One finished refinement, as the operator sees it."""
+
+    at: float
+    model: str
+    mode: str
+    header: str
+    result: str
+    elapsed_ms: float
+    cache: str
+    stages: dict[str, str] = field(default_factory=dict)  # role → accepted | rejected | failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": round(self.at, 3),
+            "model": self.model,
+            "mode": self.mode,
+            "refinement": self.header,
+            "result": self.result,
+            "elapsed_ms": round(self.elapsed_ms, 2),
+            "cache": self.cache,
+            "stages": dict(self.stages),
+        }
+
+
+def tally(entries: Iterable[RecentOutcome]) -> tuple[Counter[str], dict[str, Counter[str]]]:
+    """Counts by result, and by stage then verdict kind."""
+    results: Counter[str] = Counter()
+    stages: dict[str, Counter[str]] = {}
+    for entry in entries:
+        results[entry.result] += 1
+        for role, kind in entry.stages.items():
+            stages.setdefault(role, Counter())[kind] += 1
+    return results, stages
+
+
+def rates(counts: Counter[str]) -> dict[str, Any]:
+    """``{accepted, rejected, failed, acceptance_rate}`` (rate None before any verdict)."""
+    total = sum(counts[k] for k in VERDICTS)
+    body: dict[str, Any] = {k: counts[k] for k in VERDICTS}
+    body["acceptance_rate"] = round(counts["accepted"] / total, 4) if total else None
+    return body
+
+
+class RecentRefinements:
+    """The ring and the since-start counters (one per process, kept across reloads)."""
+
+    def __init__(self, size: int = RING, clock: Callable[[], float] = time.time) -> None:
+        self.ring: deque[RecentOutcome] = deque(maxlen=size)
+        self.clock = clock
+        self.results: Counter[str] = Counter()
+        self.stages: dict[str, Counter[str]] = {}
+        self.cache_hits = 0
+
+    def record(self, outcome: RefinementOutcome, model: str, mode: str, header: str) -> None:
+        """A finished refinement; a cache hit ran no stage, so it adds no verdicts."""
+        verdicts: dict[str, str] = {}
+        if outcome.merged is not None and outcome.cache != "hit":
+            verdicts = {role.value: verdict_kind(v) for role, v in outcome.merged.verdicts.items()}
+        entry = RecentOutcome(self.clock(), model, mode, header, outcome_result(outcome), outcome.elapsed_ms, outcome.cache, verdicts)
+        self.ring.append(entry)
+        self.results[entry.result] += 1
+        self.cache_hits += outcome.cache == "hit"
+        for role, kind in verdicts.items():
+            self.stages.setdefault(role, Counter())[kind] += 1
+
+    def snapshot(self, window_s: float = WINDOW_S, shown: int = SHOWN) -> dict[str, Any]:
+        """Counts since start and over the last ``window_s``, per-stage rates, the newest entries."""
+        since = self.clock() - window_s
+        recent = [e for e in self.ring if e.at >= since]
+        w_results, w_stages = tally(recent)
+        roles = sorted({*self.stages, *w_stages})
+        return {
+            "since_start": {"total": sum(self.results.values()), "results": {r: self.results[r] for r in RESULTS}, "cache_hits": self.cache_hits},
+            "window": {"seconds": window_s, "total": len(recent), "results": {r: w_results[r] for r in RESULTS}},
+            "stages": {
+                role: {"since_start": rates(self.stages.get(role, Counter())), "window": rates(w_stages.get(role, Counter()))}
+                for role in roles
+            },
+            "recent": [e.as_dict() for e in list(self.ring)[-shown:][::-1]],
+        }

@@ -1,0 +1,80 @@
+"""Token usage read from OpenAI answers (pure): a JSON body's ``usage``, or the usage an SSE
+stream reports (chat/completions' usage chunk, Responses' ``response.completed``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+_USAGE = b'"usage"'
+MAX_EVENT = 1 << 20  # bytes held waiting for the end of an event
+Usage = tuple[int, int]
+"""(prompt tokens, completion tokens)."""
+
+
+def usage_of(obj: Any) -> Usage | None:
+    """The usage of a decoded answer or SSE event: ``usage`` (chat, completions, embeddings) or
+    ``response.usage`` (Responses events); ``input_tokens``/``output_tokens`` are read too."""
+    if not isinstance(obj, dict):
+        return None
+    usage = obj.get("usage")
+    if not isinstance(usage, dict):
+        response = obj.get("response")
+        usage = response.get("usage") if isinstance(response, dict) else None
+        if not isinstance(usage, dict):
+            return None
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    completion = usage.get("completion_tokens", usage.get("output_tokens", 0))
+    if not isinstance(prompt, int) or not isinstance(completion, int) or isinstance(prompt, bool):
+        return None
+    return max(0, prompt), max(0, completion or 0)
+
+
+def body_usage(body: bytes) -> Usage | None:
+    """The usage of a complete JSON answer, or None (no usage, not JSON)."""
+    if _USAGE not in body:
+        return None
+    try:
+        return usage_of(msgspec.json.decode(body))
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None
+
+
+class StreamUsage:
+    """Feeds on an SSE byte stream as it arrives; :attr:`usage` is the last usage it reported.
+    Events that do not mention usage are never decoded."""
+
+    __slots__ = ("_held", "usage")
+
+    def __init__(self) -> None:
+        self._held = b""
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        if not self._held and _USAGE not in chunk and chunk.endswith(b"\n\n"):
+            return  # the usual chunk: complete events, no usage
+        data = self._held + chunk
+        cut = max(data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n"))
+        if cut < 0:
+            self._held = data if len(data) <= MAX_EVENT else b""  # no usage event is that long
+            return
+        complete, self._held = data[:cut], data[cut:].lstrip(b"\r\n")
+        if _USAGE in complete:
+            self._scan(complete)
+
+    def _scan(self, data: bytes) -> None:
+        for line in data.splitlines():
+            if line.startswith(b"data:") and _USAGE in line:
+                try:
+                    found = usage_of(msgspec.json.decode(line[5:].strip()))
+                except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+                    continue
+                if found is not None:
+                    self.usage = found
+
+    def close(self) -> None:
+        """The stream ended: an unterminated last event is read too."""
+        if self._held and _USAGE in self._held:
+            self._scan(self._held)
+        self._held = b""
