@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.config import ConfigError
 from gateway.serving.workers import reuse_port_socket
 
 METRICS_DIR_ENV = "MPR_METRICS_DIR"
@@ -44,10 +43,23 @@ def _snapshot_writer(metrics: Any, directory: Path) -> Callable[[bool], None]:
     return write
 
 
-def _ticker(write: Callable[[bool], None] | None, parent: int) -> Callable[[Any, int], None]:
-    """Every ~1 s: write the metrics snapshot; if the supervisor is gone, drain and exit."""
+def early_stop() -> list[int]:
+    """Record a SIGTERM that comes before uvicorn listens for it (the imports and the app's build
+    take a second or more): the default action would kill the worker (exit -15) while the
+    supervisor stops the server. The first tick hands it to the server, which drains as usual."""
+    received: list[int] = []
+    signal.signal(signal.SIGTERM, lambda sig, frame: received.append(sig))
+    return received
+
+
+def _ticker(write: Callable[[bool], None] | None, parent: int, early: list[int] | None = None) -> Callable[[Any, int], None]:
+    """Every tick: a SIGTERM received before the server ran starts its drain. Every ~1 s: write
+    the metrics snapshot; if the supervisor is gone, drain and exit."""
 
     def tick(server: Any, counter: int) -> None:
+        if early:
+            early.clear()
+            server.handle_exit(signal.SIGTERM, None)
         if counter % TICKS_PER_SNAPSHOT:
             return
         if write is not None:
@@ -59,10 +71,12 @@ def _ticker(write: Callable[[bool], None] | None, parent: int) -> Callable[[Any,
     return tick
 
 
-def run(config_path: str, host: str, port: int) -> int:
-    """Serve until SIGTERM/SIGINT; 0 after a clean shutdown, 2 on a config error."""
+def run(config_path: str, host: str, port: int, early: list[int] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; 0 after a clean shutdown, 2 on a config error. ``early``: the
+    SIGTERMs :func:`early_stop` recorded before the server ran."""
     from gateway.app import create_app
     from gateway.cli import _graceful_server, _setup_logging, _uvicorn_config
+    from gateway.config import ConfigError
     from gateway.config.source import load_source
     from gateway.telemetry.multiprocess import merged_registry
 
@@ -88,7 +102,7 @@ def run(config_path: str, host: str, port: int) -> int:
     server_cfg = config.server
     sock = reuse_port_socket(host, port)
     uvicorn_config = _uvicorn_config(app, host, port, server_cfg.shutdown_grace_s, config.telemetry.log_level)
-    server = _graceful_server(uvicorn_config, ref, server_cfg.drain_delay_s, _ticker(write, parent), repeated_sigterm_escalates=False)
+    server = _graceful_server(uvicorn_config, ref, server_cfg.drain_delay_s, _ticker(write, parent, early), repeated_sigterm_escalates=False)
     try:
         server.run(sockets=[sock])
     finally:
@@ -99,12 +113,13 @@ def run(config_path: str, host: str, port: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    early = early_stop()  # first: the app's imports and build take a while
     parser = argparse.ArgumentParser(prog="python -m gateway.serving.worker", description=__doc__)
     parser.add_argument("--config", required=True)
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    return run(args.config, args.host, args.port)
+    return run(args.config, args.host, args.port, early)
 
 
 if __name__ == "__main__":

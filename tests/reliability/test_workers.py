@@ -113,3 +113,36 @@ def test_sigterm_drains_every_worker_lets_the_stream_finish_and_exits_0(tmp_path
     assert exit_s < 1.0 + 2.5 + 3.0
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
     assert peer.in_flight == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_signalled_while_it_starts_still_exits_0(tmp_path: Path) -> None:
+    """The supervisor forwards SIGTERM to a worker that may still be importing and building the app
+    (before uvicorn listens for signals): it must drain and exit 0, not die of the signal."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.support.gateway_proc import REPO, free_port
+
+    with FakeOpenAI() as target:
+        config = tmp_path / "routes.yaml"
+        config.write_text(yaml.safe_dump(routes_for(target.base_url, None, server={"drain_delay_s": 0.3, "shutdown_grace_s": 5})))
+        log = tmp_path / "worker.log"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "gateway.serving.worker", "--config", str(config), "--host", "127.0.0.1", "--port", str(free_port())],
+            cwd=REPO,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "gateway.runtime" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+                time.sleep(0.005)  # the app is being built: uvicorn does not listen for signals yet
+            worker.send_signal(signal.SIGTERM)
+            rc = worker.wait(20)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    assert rc == 0, log.read_text(errors="replace")[-2000:]
