@@ -124,16 +124,17 @@ class PromptRefinement:
         settings = self.runtime.config.refinement.conversations
         policy = config.conversation_history or settings.history
         store = self.runtime.turns
-        keys = turn_keys(texts) if policy == "refined" and store is not None else []
-        if earlier and keys and store is not None:
-            shown[:earlier] = await store.recall(keys[:earlier])
+        remembered = store if policy == "refined" else None
+        keys = turn_keys(texts) if remembered is not None else []
+        if earlier and remembered is not None:
+            shown[:earlier] = await remembered.recall(keys[:earlier])
         if (outcome := run.applied) is not None:
             shown[-1] = Presentation(outcome.refined, outcome.description)
-            if keys and store is not None:
-                await store.remember(keys[-1], shown[-1])
+            if remembered is not None:
+                await remembered.remember(keys[-1], shown[-1])
         if earlier:
             reapplied = sum(p is not None for p in shown[:earlier])
-            history = f"refined;turns={earlier};reapplied={reapplied}" if keys else f"raw;turns={earlier}"
+            history = f"refined;turns={earlier};reapplied={reapplied}" if remembered is not None else f"raw;turns={earlier}"
             run = dataclasses.replace(run, history=history)
         return run, shown
 

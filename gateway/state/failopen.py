@@ -99,46 +99,29 @@ class FailOpenState:
             self._failed("register_put", exc)
 
     async def register_all(self) -> dict[str, bytes]:
-        if self.reachable:
-            try:
-                return await self.primary.register_all()
-            except FAILURES as exc:
-                self._failed("register_all", exc)
-        return await self.fallback.register_all()
+        return await self._either("register_all")
 
     async def reserve(self, counters: Sequence[CounterSpec], amount: int) -> int:
-        if self.reachable:
-            try:
-                return await self.primary.reserve(counters, amount)
-            except FAILURES as exc:
-                self._failed("reserve", exc)
-        return await self.fallback.reserve(counters, amount)  # this process's own counters meanwhile
+        return await self._either("reserve", counters, amount)  # this process's own counters meanwhile
 
     async def settle(self, counters: Sequence[CounterSpec], delta: int) -> None:
-        if self.reachable:
-            try:
-                await self.primary.settle(counters, delta)
-                return
-            except FAILURES as exc:
-                self._failed("settle", exc)
-        await self.fallback.settle(counters, delta)
+        await self._either("settle", counters, delta)
 
     async def usage_add(self, minute: int, fields: Mapping[str, int]) -> None:
-        if self.reachable:
-            try:
-                await self.primary.usage_add(minute, fields)
-                return
-            except FAILURES as exc:
-                self._failed("usage_add", exc)
-        await self.fallback.usage_add(minute, fields)
+        await self._either("usage_add", minute, fields)
 
     async def usage_since(self, first: int, last: int) -> dict[str, int]:
+        return await self._either("usage_since", first, last)
+
+    async def _either(self, op: str, *args: Any) -> Any:
+        """``op`` on Redis while it is reachable; on this process's own state when it is not, or
+        when this call fails (the failure marks Redis unreachable)."""
         if self.reachable:
             try:
-                return await self.primary.usage_since(first, last)
+                return await getattr(self.primary, op)(*args)
             except FAILURES as exc:
-                self._failed("usage_since", exc)
-        return await self.fallback.usage_since(first, last)
+                self._failed(op, exc)
+        return await getattr(self.fallback, op)(*args)
 
     def watch_down(self, watcher: DownWatcher) -> None:
         self.primary.watch_down(watcher)  # its listener resubscribes by itself

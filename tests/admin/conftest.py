@@ -7,42 +7,19 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.fake_openai import Behaviour, FakeOpenAI
+from tests.gateway.conftest import CLEANED, DESCRIBED, DIRTY, PARAPHRASED, refining, wait_until  # noqa: F401 - re-exported to the admin tests
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway_proc import GatewayProcess, routes
 
 ADMIN_KEY = "admin-test-key"
 AUTH = {"authorization": f"Bearer {ADMIN_KEY}"}
-
-# A prompt the skip gate refines, and what the fake stages answer for it.
-DIRTY = "whats the captial of frane and how big is it"
-CLEANED = "whats the capital of france and how big is it"
-PARAPHRASED = "What is the capital of France, and how large is it?"
-DESCRIBED = "France is a country in Western Europe. Its capital city is Paris."
-
-
-def refining(worker: FakeOpenAI) -> None:
-    for role, text in (("cleaner", CLEANED), ("paraphraser", PARAPHRASED), ("describer", DESCRIBED)):
-        worker.behave(role, Behaviour(reply=lambda _m, _b, text=text: text))
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until truthy; returns its value or fails the test."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 def admin_config(target_url: str, worker_url: str, **server: Any) -> dict[str, Any]:

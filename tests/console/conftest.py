@@ -1,21 +1,4 @@
-"""The console tests' peers: a :class:`FakeOpenAI` (adapters and target), reset before each test."""
+"""The console tests' peers: the gateway tests' :class:`FakeOpenAI` (adapters and target), reset
+before each test."""
 
-from __future__ import annotations
-
-from collections.abc import Iterator
-
-import pytest
-
-from tests.support.fake_openai import FakeOpenAI
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fake(request: pytest.FixtureRequest) -> None:
-    if "fake" in request.fixturenames:
-        request.getfixturevalue("fake").reset()
+from tests.gateway.conftest import _fresh_fake, fake  # noqa: F401 - fixtures shared with the gateway tests
