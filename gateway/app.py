@@ -17,6 +17,7 @@ from litestar.response import Stream
 from litestar.types import ControllerRouterHandler
 
 from gateway.admin.routes import admin_routes
+from gateway.admin.stream import UNPINNED
 from gateway.registry.registry import Registrations
 from gateway.registry.routes import registry_routes
 from gateway.config import GatewayConfig, Role
@@ -44,6 +45,8 @@ from gateway.reload.reloader import Reloader
 from gateway.runtime import Runtime, build_runtime
 from gateway.state.metrics import StateCollector
 from gateway.telemetry import metrics_route
+from gateway.tenants.keyring import Tenant
+from gateway.tenants.ops import metrics_denied, ops_caller, scoped_readiness
 from gateway.tenants.policy import may_use, visible
 from gateway.telemetry.middleware import TelemetryMiddleware
 
@@ -175,7 +178,10 @@ def build_routes(ref: RuntimeRef) -> list[ControllerRouterHandler]:
         live = _live(request, ref)
         runtime = live.runtime
         if runtime.config.server.protect_ops_endpoints:
-            runtime.auth.authenticate(request.headers.get("authorization"))
+            caller = ops_caller(runtime, request.headers.get("authorization"))
+            if isinstance(caller, Tenant):  # a client key among tenants: its own models only
+                is_ready, scoped = scoped_readiness(runtime, caller)
+                return _json(scoped, 200 if is_ready else 503)
         is_ready, body = runtime.readiness()
         body["config"] = live.source.as_dict()
         return _json(body, 200 if is_ready else 503)
@@ -225,8 +231,8 @@ def create_app(
 
     def guard(authorization: str | None) -> None:
         current = ref.current.runtime
-        if current.config.server.protect_ops_endpoints:
-            current.auth.authenticate(authorization)
+        if current.config.server.protect_ops_endpoints and isinstance(ops_caller(current, authorization), Tenant):
+            raise metrics_denied()  # every tenant's usage: operators only
 
     app = Litestar(
         route_handlers=[
@@ -306,7 +312,7 @@ def _install_fast_path(app: Litestar, ref: RuntimeRef) -> None:
     reserved = [route.path for route in app.routes]  # Litestar's own: never taken by the `/v1/*` fallback
 
     def fast(inner: Any) -> FastPath:
-        return FastPath(inner, ref, wrap=lambda h: TelemetryMiddleware(h, telemetry), reserved=reserved)
+        return FastPath(inner, ref, wrap=lambda h: TelemetryMiddleware(h, telemetry), reserved=reserved, unpinned=UNPINNED)
 
     handler = app.asgi_handler
     otel = getattr(handler, "open_telemetry_middleware", None)  # the Litestar OpenTelemetry plugin

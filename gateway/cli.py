@@ -1,4 +1,4 @@
-"""``mpr-gateway``: serve, check-config, demo, eval, chat, status."""
+"""``mpr-gateway``: serve, check-config, demo, eval, chat, status, usage, hash-key."""
 
 from __future__ import annotations
 
@@ -111,34 +111,51 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for path, message in exc.errors:
             print(f"{exc.source}: {path}: {message}", file=sys.stderr)
         return 1
+    from gateway.config.checks import config_warnings
+
     adapters = [r for r in ("cleaner", "describer", "paraphraser") if getattr(config.adapters, r) is not None]
     print(f"{args.config}: OK ({len(config.targets)} target(s); adapters: {', '.join(adapters) or 'none'})")
+    for path, message in config_warnings(config):
+        print(f"{args.config}: warning: {path}: {message}", file=sys.stderr)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import os
+
     from gateway.app import create_app
     from gateway.config import Role
-    from gateway.demo import DEMO_MODEL, demo_config, echo_completions
+    from gateway.demo import DEMO_MODEL, admin_hint, demo_admin_key, demo_config, echo_routes
     from gateway.refinement.spelling import SpellingCleaner
 
     _setup_logging("INFO")
     log = logging.getLogger("gateway.demo")
-    config = demo_config(args.port, args.target, args.model)
+    if args.target_api and not args.target:
+        print("mpr-gateway demo: --target-api needs --target (the echo target speaks chat)", file=sys.stderr)
+        return 2
+    admin_key, made = demo_admin_key(os.environ)
+    config = demo_config(args.port, args.target, args.model, host=args.host, target_api=args.target_api, admin_key=admin_key)
     log.info("built-in cleaner: symspellpy spelling correction (bundled English dictionary)")
     log.info("describer and paraphraser: off (they need a LoRA model served by vLLM)")
     extra = []
     if args.target:
-        log.info("target: %s (model %s)", args.target, args.model or DEMO_MODEL)
+        api = args.target_api or "responses"
+        log.info("target: %s (model %s; /v1/responses %s)", args.target, args.model or DEMO_MODEL,
+                 "forwarded natively" if api == "responses" else "bridged to chat completions")
     else:
-        extra.append(echo_completions)
-        log.info("target: built-in echo model %r that answers with the messages it received", DEMO_MODEL)
+        extra = echo_routes()
+        log.info("target: built-in echo model %r that answers with what it received (chat, completions, embeddings; "
+                 "responses bridged to chat)", DEMO_MODEL)
     app = create_app(config, builtin_stages={Role.CLEANER: SpellingCleaner()}, extra_routes=extra)
+    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    url = f"http://{shown_host}:{args.port}"
+    # the admin key on the terminal, never in the log stream
+    print("\n".join(admin_hint(url, admin_key if made else None, made, args.model or DEMO_MODEL)), file=sys.stderr, flush=True)
     log.info(
-        "try: python -c \"from openai import OpenAI; c=OpenAI(base_url='http://127.0.0.1:%d/v1', api_key='x'); "
+        "try: python -c \"from openai import OpenAI; c=OpenAI(base_url='%s/v1', api_key='x'); "
         "print(c.chat.completions.create(model='%s', messages=[{'role':'user','content':'what is the captial of frnace?'}])"
         ".choices[0].message.content)\"",
-        args.port,
+        url,
         args.model or DEMO_MODEL,
     )
     _serve(app, args.host, args.port, 5, "info")
@@ -158,25 +175,38 @@ def _positive_int(text: str) -> int:
     return value
 
 
+DESCRIPTION = (
+    "mpr-gateway: an OpenAI-compatible LLM gateway that refines prompts (cleaner, describer, paraphraser) "
+    "before they reach the target model. Commands: serve, check-config, demo, eval, chat, status, usage, hash-key."
+)
+EPILOG = "Each command has its own --help. Documentation: README.md and docs/ of the repository."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mpr-gateway", description=__doc__)
+    parser = argparse.ArgumentParser(prog="mpr-gateway", description=DESCRIPTION, epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--config", required=True, help="path to routes.yaml")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--host", help="address to listen on (default: server.host of the config)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: server.port of the config)")
     serve.add_argument(
         "--workers", type=_positive_int, help="processes sharing the port (default: server.workers, else the usable CPUs; 1 = one process)"
     )
     serve.set_defaults(func=cmd_serve)
     check = sub.add_parser("check-config", help="validate a routes file; prints each error with its key path")
-    check.add_argument("config")
+    check.add_argument("config", help="path to routes.yaml")
     check.set_defaults(func=cmd_check_config)
     demo = sub.add_parser("demo", help="offline demo: built-in cleaner and an echo target")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--target", help="an OpenAI-compatible base URL (…/v1) to use instead of the echo target")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    demo.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    demo.add_argument("--target", help="an OpenAI-compatible base URL (…/v1) to use instead of the echo target; key from OPENAI_API_KEY")
     demo.add_argument("--model", help="the target's model name (with --target)")
+    demo.add_argument(
+        "--target-api",
+        choices=("chat", "responses"),
+        help="what the --target speaks for /v1/responses: responses (forwarded natively, the default) "
+        "or chat (a chat-completions-only server: the gateway bridges Responses to chat)",
+    )
     demo.set_defaults(func=cmd_demo)
     from gateway.eval.command import add_arguments as eval_arguments
 

@@ -99,6 +99,18 @@ class UpstreamUnreachable(UpstreamError):
     code = "upstream_unreachable"
 
 
+class UpstreamCredentialRefused(UpstreamError):
+    """The target refused the gateway's own credential (its 401/403 would tell a client about the
+    operator's account, even a masked piece of its key): a 502 of the gateway's own (502)."""
+
+    status_code = 502
+    code = "upstream_auth_failed"
+
+    @classmethod
+    def of(cls, target: str, status: int) -> UpstreamCredentialRefused:
+        return cls(f"The target {target!r} refused the gateway's credential (HTTP {status}); the operator must check its api_key_env.")
+
+
 class UpstreamTimeout(UpstreamError):
     """The target did not answer in time (504)."""
 

@@ -79,6 +79,7 @@ class Runtime:
         probe_sets = []
         for target_cfg in cfg.targets:
             pool = EndpointPool.of(f"target:{target_cfg.name}", target_cfg.base_urls, target_cfg.cooldown_s)
+            pool.balance, pool.epsilon = target_cfg.balance, target_cfg.affinity_epsilon
             session = new_session(target_cfg.max_connections)
             self.sessions.append(session)
             client = TargetClient(target_cfg, pool, session)

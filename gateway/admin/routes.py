@@ -54,4 +54,4 @@ def admin_routes(ref: RuntimeRef, reloader: Reloader | None) -> list[ControllerR
             raise NotReloadable("This gateway was not started from a routes file: there is nothing to reload.")
         return outcome_response(await reloader.request("POST /admin/reload"))
 
-    return [reload, status_route(ref), events_route(ref), usage_route(ref), *dashboard_routes()]
+    return [reload, status_route(ref, reloader), events_route(ref), usage_route(ref), *dashboard_routes()]

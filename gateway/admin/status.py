@@ -3,7 +3,8 @@
 Every target and refinement stage with its endpoints (node, tier, health, requests in flight,
 p50/p99 latency of recent calls), refinement outcome counts and per-stage acceptance rates (since
 start and over the last five minutes), the last refinements' verdicts, cache, rate-limit and
-shared-state figures. Counts and verdicts only: never prompt text. With ``serve --workers N``
+shared-state figures, and how many runtimes an earlier reload replaced still finish their requests.
+Counts, verdicts and HTTP statuses only: never prompt text. With ``serve --workers N``
 each worker answers for itself (``pid`` says which one answered).
 """
 
@@ -23,6 +24,7 @@ from gateway.serving.worker import WORKERS_ENV  # set by the ``--workers N`` sup
 
 if TYPE_CHECKING:
     from gateway.reload.live import Live, RuntimeRef
+    from gateway.reload.reloader import Reloader
     from gateway.runtime import Runtime
     from gateway.telemetry.metrics import Metrics
     from gateway.upstream.pool import Endpoint, EndpointPool
@@ -60,6 +62,16 @@ def endpoint_view(endpoint: Endpoint, now_mono: float) -> dict[str, Any]:
 def pool_endpoints(pool: EndpointPool) -> list[dict[str, Any]]:
     now = pool.clock()
     return [endpoint_view(e, now) for e in pool.endpoints]
+
+
+def routing_view(pool: EndpointPool) -> dict[str, Any]:
+    """How a target's requests spread over its replicas: the balance, and with affinity the
+    placements since the runtime started (hit, spill, moved, none) and the load factor."""
+    view: dict[str, Any] = {"balance": pool.balance}
+    if pool.balance == "affinity" and len(pool.endpoints) > 1:
+        view["epsilon"] = pool.epsilon
+        view["placed"] = dict(pool.placed)
+    return view
 
 
 def stage_views(runtime: Runtime, acceptance: dict[str, Any]) -> list[dict[str, Any]]:
@@ -108,8 +120,9 @@ def rate_limit_view(runtime: Runtime, metrics: Metrics) -> dict[str, Any]:
     return {"enabled": limit.requests_per_s > 0, "requests_per_s": limit.requests_per_s, "burst": limit.burst, "answered_429": answered_429}
 
 
-def status_body(live: Live, now_mono: float | None = None) -> dict[str, Any]:
-    """The whole ``/admin/status`` answer for the current :class:`Live`."""
+def status_body(live: Live, now_mono: float | None = None, retiring: int = 0) -> dict[str, Any]:
+    """The whole ``/admin/status`` answer for the current :class:`Live`; ``retiring``: old runtimes
+    a reload swapped out that still finish requests (their health probes run until they stop)."""
     runtime = live.runtime
     telemetry = runtime.telemetry
     refinement = telemetry.recent.snapshot()
@@ -125,8 +138,10 @@ def status_body(live: Live, now_mono: float | None = None) -> dict[str, Any]:
         "uptime_s": round(now - STARTED_MONO, 3),
         "draining": runtime.draining,
         "config": live.source.as_dict(),
+        "runtimes": {"serving": 1, "retiring": retiring},
         "targets": [
-            {"name": name, "pool": pool.name, "endpoints": pool_endpoints(pool)} for name, pool in runtime.target_pools.items()
+            {"name": name, "pool": pool.name, "endpoints": pool_endpoints(pool), "routing": routing_view(pool)}
+            for name, pool in runtime.target_pools.items()
         ],
         "stages": stage_views(runtime, acceptance),
         "refinement": refinement,
@@ -137,13 +152,12 @@ def status_body(live: Live, now_mono: float | None = None) -> dict[str, Any]:
     }
 
 
-def status_route(ref: RuntimeRef) -> ControllerRouterHandler:
+def status_route(ref: RuntimeRef, reloader: Reloader | None = None) -> ControllerRouterHandler:
     @get("/admin/status")
     async def admin_status(request: Request[Any, Any, Any]) -> Response[bytes]:
         live = ref.current
         live.runtime.admin.check(request.headers.get("authorization"))
-        return Response(
-            msgspec.json.encode(status_body(live)), media_type=MediaType.JSON, headers={"cache-control": "no-store"}
-        )
+        body = status_body(live, retiring=reloader.retiring if reloader is not None else 0)
+        return Response(msgspec.json.encode(body), media_type=MediaType.JSON, headers={"cache-control": "no-store"})
 
     return admin_status

@@ -5,6 +5,10 @@ Each event is ``id: <seq>`` / ``event: <kind>`` / ``data: <json>``; a ``: ping``
 reconnect. ``?replay=N`` first sends the last N recorded events. The stream ends when the client
 goes (Litestar cancels it) and as soon as the gateway starts draining, so a graceful shutdown never
 waits on an open stream. A gap in ``id`` means the client was too slow and lost events.
+
+A stream holds no runtime: the bus is kept across reloads and ``draining`` is read from the
+current runtime, so its path is :data:`UNPINNED` (the fast path does not count it in flight on the
+runtime it opened on) and a reload retires the old runtime while dashboards stay connected.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ PING_S = 15.0
 RETRY_MS = 2000
 CHECK_S = 0.25  # how often an idle stream looks whether the gateway is draining
 MAX_REPLAY = 200
+EVENTS_PATH = "/admin/events"
+UNPINNED = frozenset({EVENTS_PATH})  # paths whose requests do not keep their runtime alive
 
 
 def sse_frame(event: Event) -> bytes:
@@ -66,7 +72,7 @@ async def event_frames(
 
 
 def events_route(ref: RuntimeRef) -> ControllerRouterHandler:
-    @get("/admin/events")
+    @get(EVENTS_PATH)
     async def admin_events(request: Request[Any, Any, Any]) -> Stream:
         runtime = ref.current.runtime
         runtime.admin.check(request.headers.get("authorization"))

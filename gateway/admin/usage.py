@@ -1,6 +1,9 @@
 """``GET /admin/usage?window=1h``: tokens and requests by key name and model over the last
 ``window`` (``30m``, ``1h``, ``24h``, ``7d``; at most 7 days), from the per-minute usage buckets
-in the shared state (every replica's with Redis; this process's without). Admin key required."""
+in the shared state (every replica's with Redis; this process's without). Admin key required.
+
+Each process writes its usage about once a second; the process answering flushes its own first,
+so a request it just served shows. Another worker's or replica's last second may not yet."""
 
 from __future__ import annotations
 
@@ -53,6 +56,8 @@ def usage_route(ref: RuntimeRef) -> ControllerRouterHandler:
         runtime = ref.current.runtime
         runtime.admin.check(request.headers.get("authorization"))
         seconds = parse_window(request.query_params.get("window"))
+        if runtime.accountant is not None:
+            await runtime.accountant.flush()  # this process's last second of usage, written now
         now = time.time()
         last = int(now // 60)
         totals = await runtime.state.usage_since(last - seconds // 60 + 1, last)

@@ -4,13 +4,25 @@ much, and with which refinement policy. Self-contained (no import of :mod:`.mode
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 HASH_PREFIX = "sha256:"
 _HEX = re.compile(r"[0-9a-f]{64}")
 StageName = Literal["cleaner", "describer", "paraphraser"]
+
+
+def check_route_glob(glob: str) -> str:
+    """A pass-through path glob: ``/v1/`` and at least one more character (``ValueError`` otherwise)."""
+    glob = glob.strip()
+    if not glob.startswith("/v1/") or len(glob) <= len("/v1/"):
+        raise ValueError(f"route {glob!r} must be a path under /v1/ (a glob: /v1/files, /v1/vector_stores/*)")
+    return glob
+
+
+RouteGlob = Annotated[str, AfterValidator(check_route_glob)]
+"""A ``/v1/…`` path glob of the pass-through (``server.keys[].routes``, ``targets[].passthrough``)."""
 
 
 class _Frozen(BaseModel):
@@ -50,6 +62,11 @@ class KeyConfig(_Frozen):
     tokens_per_min: int = Field(default=0, ge=0, description="0: unlimited")
     budget: BudgetConfig | None = None
     refinement: KeyRefinementPolicy = KeyRefinementPolicy()
+    routes: list[RouteGlob] = Field(
+        default_factory=list,
+        description="pass-through paths beyond the inference defaults this key may call (globs of /v1/… paths a target's "
+        "`passthrough` opens; docs/security.md); empty: the defaults only",
+    )
 
     @field_validator("key")
     @classmethod

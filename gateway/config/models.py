@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-from gateway.config.keys import KeyConfig
+from gateway.config.keys import KeyConfig, RouteGlob
 
 
 class Role(StrEnum):
@@ -102,6 +102,19 @@ class TargetConfig(_Upstream):
         default_factory=list, description="other targets tried in order when this one fails (their own fallbacks are not followed)"
     )
     retry: RetryConfig | None = Field(default=None, description="overrides of the top-level retry block for this target")
+    balance: Literal["affinity", "least_outstanding"] = Field(
+        default="affinity",
+        description="how requests spread over several endpoints: affinity = a conversation (or prompt_cache_key) keeps "
+        "its replica, with bounded loads (docs/scaling.md#cache-aware-routing); least_outstanding = the least busy",
+    )
+    affinity_epsilon: float = Field(
+        default=0.25, gt=0, le=10, description="affinity: no replica takes a request above (1 + epsilon) x the mean in flight"
+    )
+    passthrough: list[RouteGlob] = Field(
+        default_factory=list,
+        description="POST /v1/… paths (globs) forwarded to this target beyond the inference defaults; "
+        "a tenant key also needs them in its `routes` (docs/security.md)",
+    )
 
     @property
     def model_for_upstream(self) -> str:
@@ -226,7 +239,11 @@ class ServerConfig(_Frozen):
     api_keys_file: Path | None = Field(default=None, description="file with one key per line")
     keys: list[KeyConfig] = Field(default_factory=list, description="tenant keys: models, limits, budget, refinement policy (docs/tenants.md)")
     keys_file: Path | None = Field(default=None, description="YAML file with `keys: [...]` as server.keys (re-read on reload)")
-    protect_ops_endpoints: bool = Field(default=False, description="require a key for /metrics and /ready")
+    protect_ops_endpoints: bool = Field(
+        default=False,
+        description="require a key for /metrics and /ready: an admin key sees all; with tenant keys configured, "
+        "a client key gets only its own models' readiness and no /metrics (docs/security.md)",
+    )
     admin_keys: list[str] = Field(
         default_factory=list, description="keys for /admin/* (with env MPR_ADMIN_KEY); none = the admin routes answer 403"
     )

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from gateway.console.admin_api import AdminApiError, add_connection_arguments, fetch_admin
 
 COLUMNS = ("KIND", "NAME", "NODE", "TIER", "STATE", "IN-FLIGHT", "P50 MS", "P99 MS", "URL", "LAST ERROR")
-RESULTS = ("applied", "rejected", "skipped", "fallback")
+RESULTS = ("applied", "rejected", "skipped", "fallback", "failed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +91,7 @@ def headline(status: Mapping[str, Any]) -> str:
         f"mpr-gateway {status.get('version', '?')} · pid {status.get('pid', '?')} of {workers} worker{'s' if workers != 1 else ''}"
         f" · up {_duration(float(status.get('uptime_s', 0)))} · config {status.get('config', {}).get('hash', '?')}"
         + (" · DRAINING" if status.get("draining") else "")
+        + (f" · {retiring} old config(s) finishing requests" if (retiring := (status.get("runtimes") or {}).get("retiring")) else "")
     )
 
 

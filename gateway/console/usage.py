@@ -36,7 +36,15 @@ def render(body: dict[str, Any]) -> str:
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
     scope = "all replicas (shared state)" if body.get("shared") else "this gateway process only (no shared state)"
     lines.append(f"window {body.get('window_s', 0) // 60} min; {scope}")
+    if not rows:
+        lines.append(EMPTY_HINT)
     return "\n".join(lines)
+
+
+EMPTY_HINT = (
+    "no usage in this window yet: each gateway process writes its usage about once a second "
+    "(the one answering flushes its own first); try again in a second"
+)
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

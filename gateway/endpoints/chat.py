@@ -21,6 +21,7 @@ from gateway.endpoints.proxied import upstream_body
 from gateway.endpoints.refinement_run import OFF, PromptRefinement, RefinementRun, mpr_headers
 from gateway.endpoints import relay
 from gateway.endpoints.relay import Reply, exchange, respond
+from gateway.endpoints.routing_keys import chat_affinity
 from gateway.errors import InvalidRequest, ModelNotFound, error_body
 from gateway.messages import present, user_turns, validate_messages
 from gateway.refinement.controls import RefineControls, parse_controls
@@ -91,11 +92,15 @@ class ChatCompletions:
         runtime = self.runtime
         target = runtime.targets[model]
         config = target.config
+        assert runtime.router is not None
+        affinity = chat_affinity(payload) if model in runtime.router.affine else None  # read before refinement changes it
         run = await self._refinement(payload, messages, model, controls, config)
         changed = payload["messages"] is not messages  # a turn presented: the body is encoded anew
         body = upstream_body(raw, payload, model, config, changed=had_mpr or changed)
         # retries and fallbacks, each attempt with its CLIENT span when tracing
-        reply, call = await relay.send(runtime, model, body, payload, stream=stream, path="/chat/completions", run=run)
+        reply, call = await relay.send(
+            runtime, model, body, payload, stream=stream, path="/chat/completions", run=run, affinity=affinity
+        )
         return reply, call, run
 
     def _respond(

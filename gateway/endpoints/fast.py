@@ -18,7 +18,9 @@ It is also where a request pins its configuration: it reads ``RuntimeRef.current
 :class:`~gateway.reload.live.Live` of the current runtime: serving table, limits), puts it in the
 scope under ``LIVE_KEY`` for the Litestar routes, counts the request in flight on it until the
 response is sent (a reload retires the old runtime after its last request), and adds
-``x-mpr-config`` to every response.
+``x-mpr-config`` to every response. The ``unpinned`` paths (``GET /admin/events``: a stream that
+may stay open for days and reads only what a reload keeps) are not counted: they never hold an
+old runtime alive.
 
 It sits inside Litestar's ``asgi_handler`` (so inside the OpenTelemetry SERVER span when tracing
 is on) and runs wrapped in :class:`~gateway.telemetry.middleware.TelemetryMiddleware`, as the
@@ -139,13 +141,16 @@ class FastPath:
     """ASGI: ``POST`` to a path of the current :class:`Live`'s table served here by its
     :class:`Serving`, everything else by ``app``; every HTTP request pinned to one :class:`Live`."""
 
-    __slots__ = ("app", "ref", "reserved", "handler")
+    __slots__ = ("app", "ref", "reserved", "handler", "unpinned")
 
-    def __init__(self, app: Any, ref: RuntimeRef, wrap: Any = None, reserved: Iterable[str] = ()) -> None:
+    def __init__(
+        self, app: Any, ref: RuntimeRef, wrap: Any = None, reserved: Iterable[str] = (), unpinned: Iterable[str] = ()
+    ) -> None:
         self.app = app
         self.ref = ref
         self.reserved = reserved_paths(reserved)
         self.handler = wrap(self._serve) if wrap is not None else self._serve  # TelemetryMiddleware
+        self.unpinned = frozenset(unpinned)  # long-lived routes that follow ref.current themselves
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -153,6 +158,9 @@ class FastPath:
             return
         live = self.ref.current  # the one read of the current runtime: this request's to its end
         scope[LIVE_KEY] = live
+        if scope["path"] in self.unpinned:  # not in flight on `live`: a reload may retire it meanwhile
+            await self.app(scope, receive, _Stamped(send, live.config_header))
+            return
         live.in_flight += 1
         try:
             if scope["method"] == "POST" and (match := self.match(live, scope["path"])) is not None:

@@ -1,8 +1,9 @@
 """JSON ``POST /v1/*`` routes the gateway does not refine, routed by the body's ``model``.
 
-``/v1/embeddings`` is one (a fixed path); the fast path's fallback entry serves every other
-``POST /v1/<path>`` (moderations, rerank, images, audio speech, …) with the same path on the
-target. The client's bytes go through unchanged (only ``model`` becomes the target's
+``/v1/embeddings`` is one (a fixed path); the fast path's fallback entry serves the other
+``POST /v1/<path>`` that :mod:`gateway.endpoints.allowlist` lets through (moderations, rerank,
+score, classify, images, audio speech, and what an operator opened for a target and a key) with
+the same path on the target; any other path is a 404 that never reaches a target. The client's bytes go through unchanged (only ``model`` becomes the target's
 ``upstream_model`` and the gateway's ``mpr`` field is removed), with the same auth, limits,
 pools, retries and fallbacks, tracing, metrics and disconnect cancellation as chat. The answer is
 relayed as it is, streamed when the request says ``"stream": true``. Only JSON bodies: a
@@ -18,6 +19,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.response import Stream
 
+from gateway.config.allowlist import opened_anywhere, route_allowed, shadows_served
 from gateway.endpoints.common import decode_object, serve_litestar
 from gateway.endpoints.proxied import require_model, require_target, upstream_body
 from gateway.endpoints.refinement_run import OFF
@@ -25,6 +27,10 @@ from gateway.endpoints.relay import Exchange, Reply, exchange, respond_raw, send
 from gateway.errors import InvalidRequest, NotFound
 from gateway.runtime import Runtime
 from gateway.telemetry.middleware import MODEL_KEY
+from gateway.tenants.meter import current_tenant
+
+SERVED = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/responses/", "/v1/refine", "/v1/models", "/v1/models/")
+"""Routes the gateway serves itself: a pass-through path equal to one but for case is refused."""
 
 PREFIX = "/v1"
 _SEGMENT = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*")
@@ -60,6 +66,7 @@ class PassThrough:
         self.runtime = runtime
         self.path = path
         self.operation = operation  # gen_ai.operation.name of the target span
+        self.opened = [t.passthrough for t in runtime.config.targets]  # each target's extra paths
 
     async def handle(self, request: Request[Any, Any, Any]) -> Response[Any] | Stream:
         """The Litestar route (fixed paths only); the fast path shares :meth:`process`."""
@@ -67,8 +74,9 @@ class PassThrough:
 
     async def process(self, raw: bytes, header: Callable[[str], str | None], scope: Any, receive: Any) -> Reply:
         """Serve an authorized request whose body is ``raw`` (see :class:`~gateway.endpoints.fast.Serving`)."""
-        path = self.path or target_path(scope["path"])
-        if path is None:
+        fixed = self.path is not None
+        path = self.path if fixed else target_path(scope["path"])
+        if path is None or not (fixed or self._may_open(scope["path"])):
             raise NotFound(f"Unknown route: POST {scope['path']}")
         if not is_json_media_type(header("content-type")):
             error = InvalidRequest(
@@ -78,13 +86,26 @@ class PassThrough:
             raise error
         payload = decode_object(raw)
         model = require_model(payload)
-        require_target(self.runtime, model)
+        target = require_target(self.runtime, model)
+        if not fixed and not self._allowed(scope["path"], target.config.passthrough):
+            raise NotFound(f"Unknown route: POST {scope['path']}")  # the same 404: no hint of what others may call
         scope[MODEL_KEY] = model  # metrics/access-log label
         had_mpr = "mpr" in payload
         payload.pop("mpr", None)
         stream = payload.get("stream") is True  # the route's own business; only `true` opens a stream
         reply, call, _ = await exchange(self._forward(raw, payload, model, path, had_mpr, stream), receive, stream)
         return respond_raw(reply, call, OFF.headers)
+
+    def _may_open(self, path: str) -> bool:
+        """Whether some target could forward ``path`` (checked before the body is decoded)."""
+        return opened_anywhere(path, self.opened) and not shadows_served(path, SERVED)
+
+    @staticmethod
+    def _allowed(path: str, target_globs: list[str]) -> bool:
+        """Whether this request's key may call ``path`` on a target that opens ``target_globs``."""
+        tenant = current_tenant()
+        key_globs = None if tenant is None or tenant.shared else tenant.routes
+        return route_allowed(path, target_globs, key_globs)
 
     async def _forward(self, raw: bytes, payload: dict[str, Any], model: str, path: str, had_mpr: bool, stream: bool) -> Exchange:
         config = self.runtime.targets[model].config

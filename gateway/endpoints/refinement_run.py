@@ -19,7 +19,7 @@ from gateway.refinement.history import Presentation, turn_keys
 from gateway.refinement.pipeline import RefinementOutcome
 from gateway.refinement.shadow import refinement_header, shadow_result
 from gateway.runtime import Runtime
-from gateway.tenants.meter import keyed_controls, policy_capture
+from gateway.tenants.meter import current_partition, keyed_controls, policy_capture
 
 
 def mpr_headers(refinement: str, refine_ms: float) -> dict[str, str]:
@@ -125,7 +125,7 @@ class PromptRefinement:
         policy = config.conversation_history or settings.history
         store = self.runtime.turns
         remembered = store if policy == "refined" else None
-        keys = turn_keys(texts) if remembered is not None else []
+        keys = turn_keys(texts, current_partition()) if remembered is not None else []  # per tenant
         if earlier and remembered is not None:
             shown[:earlier] = await remembered.recall(keys[:earlier])
         if (outcome := run.applied) is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -29,7 +29,8 @@ from gateway.refinement.pipeline import RefinementOutcome
 from gateway.runtime import Runtime
 from gateway.sse import UsageFilter
 from gateway.telemetry import NULL_CALL
-from gateway.tenants.meter import note_body, stream_meter
+from gateway.tenants.meter import current_tenant, note_body, stream_meter
+from gateway.tenants.policy import may_use
 from gateway.telemetry import genai as A, TargetCall
 from gateway.upstream.errors import openai_error_body
 from gateway.upstream.router import TARGET_HEADER, route_headers_of
@@ -75,6 +76,8 @@ async def send(
     path: str,
     run: RefinementRun = OFF,
     operation: str = A.CHAT,
+    affinity: int | None = None,
+    pin: str | None = None,
 ) -> tuple[TargetReply, TargetCall]:
     """POST ``body`` to ``path`` on the target ``model`` with its retries and fallbacks (each try
     in its CLIENT span); errors carry the refinement headers, and a pending shadow refinement is
@@ -93,7 +96,9 @@ async def send(
     if stream and path in USAGE_PATHS:
         body = with_stream_usage(body, payload)
     try:
-        routed = await router.send(model, body, stream=stream, path=path, new_call=new_call)
+        routed = await router.send(
+            model, body, stream=stream, path=path, new_call=new_call, allow=scope_of_key(), affinity=affinity, pin=pin
+        )
     except GatewayError as exc:
         exc.headers.update(run.headers)  # a pending shadow run goes on and is recorded when it ends
         raise
@@ -102,6 +107,15 @@ async def send(
             run.shadow.cancel()
         raise
     return routed.reply, routed.call
+
+
+def scope_of_key() -> Callable[[str], bool] | None:
+    """The target names this request's key may use, as a predicate for the router's fallbacks
+    (None: every target)."""
+    tenant = current_tenant()
+    if tenant is None or not tenant.models:
+        return None
+    return lambda name: may_use(tenant, name)
 
 
 USAGE_PATHS = frozenset({"/chat/completions", "/completions"})

@@ -1,6 +1,7 @@
 """The refinement cache's key (pure): a hash of the prompt and of everything that shapes its outcome.
 
-The key covers the exact prompt text (no normalisation: a cached refined text must fit the prompt
+The key covers the caller's partition (a named tenant's own, or the shared one of bare keys:
+:mod:`gateway.tenants.partition`, so one tenant's prompts never become another's hits), the exact prompt text (no normalisation: a cached refined text must fit the prompt
 it replaces character for character), whether the skip gate runs, the stages that run and each
 one's version (its adapter model, a hash of its prompt template, its call parameters), the merge
 settings (drift bounds, describer settings), the skip-gate settings, the gateway's version and
@@ -18,7 +19,7 @@ import msgspec
 
 from gateway.config.models import ALL_ROLES, RefinementConfig, Role
 
-FORMAT = 1
+FORMAT = 2
 """Bumped when the key's inputs or the stored value's layout change (old entries are then unused)."""
 PREFIX = "refine:"
 
@@ -57,8 +58,11 @@ def settings_digest(config: RefinementConfig, release: str) -> str:
     )
 
 
-def cache_key(text: str, roles: Sequence[Role], use_gate: bool, fingerprints: Mapping[Role, str], settings: str) -> str:
-    """The cache key of refining ``text`` with ``roles`` (any order) under ``settings``."""
+def cache_key(
+    text: str, roles: Sequence[Role], use_gate: bool, fingerprints: Mapping[Role, str], settings: str, partition: str = "shared"
+) -> str:
+    """The cache key of refining ``text`` with ``roles`` (any order) under ``settings``, for a
+    caller of ``partition``."""
     ordered = [role for role in ALL_ROLES if role in roles]
     stages = [[role.value, fingerprints.get(role, "")] for role in ordered]
-    return PREFIX + _digest([settings, use_gate, stages, text])
+    return PREFIX + _digest([settings, partition, use_gate, stages, text])

@@ -7,8 +7,9 @@ the target as it was shown before (``history: refined``: its remembered presenta
 never refined again) or exactly as the client sent it (``history: raw``). Either way the tokens of
 earlier turns are identical from one request to the next, so the target's prefix cache holds.
 
-A turn's key chains the texts of every user turn up to it (``sha256``), so the same words at
-another point of another conversation are another turn, and keys cost microseconds to derive from
+A turn's key chains the caller's tenant partition and the texts of every user turn up to it
+(``sha256``), so the same words at another point of another conversation, or from another
+tenant, are another turn, and keys cost microseconds to derive from
 the request alone — no conversation id is needed from the client.
 """
 
@@ -48,10 +49,12 @@ class Presentation:
         return Presentation(refined, description)
 
 
-def turn_keys(texts: Sequence[str]) -> list[str]:
-    """One key per user turn, in order: turn ``i``'s key hashes the texts of turns ``0..i``."""
+def turn_keys(texts: Sequence[str], partition: str = "shared") -> list[str]:
+    """One key per user turn, in order: turn ``i``'s key hashes the caller's ``partition`` (its
+    tenant's, :mod:`gateway.tenants.partition`) and the texts of turns ``0..i``."""
     keys: list[str] = []
-    digest = hashlib.sha256(b"mpr-turn-v1")
+    digest = hashlib.sha256(b"mpr-turn-v2")
+    digest.update(partition.encode("ascii", "replace"))
     for text in texts:
         digest.update(b"\x1e")
         digest.update(text.encode("utf-8", "surrogatepass"))

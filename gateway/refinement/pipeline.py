@@ -17,7 +17,7 @@ from gateway.refinement.outcome_cache import OutcomeCache
 from gateway.refinement.results import MergeResult, RefinementOutcome, StageResult
 from gateway.refinement.stages import StageBackend
 from gateway.telemetry import Telemetry, default_telemetry
-from gateway.tenants.meter import keyed_refinement
+from gateway.tenants.meter import current_partition, keyed_refinement
 
 __all__ = ["Refiner", "RefinementOutcome", "header_value"]
 
@@ -111,7 +111,7 @@ class Refiner:
             if store is not None:
                 store.count("bypass")
             return await self._refine(text, roles, gate, started, headers)
-        key = cache_key(text, roles, use_gate, self._fingerprints, self._settings)
+        key = cache_key(text, roles, use_gate, self._fingerprints, self._settings, current_partition())  # per tenant
         hit = await store.lookup(key, text, started)
         if hit is not None:
             return hit

@@ -168,6 +168,11 @@ class Reloader:
         self._retiring[task] = old
         task.add_done_callback(lambda done: self._retiring.pop(done, None))
 
+    @property
+    def retiring(self) -> int:
+        """Old runtimes swapped out and still running: they stop after their last request."""
+        return len(self._retiring)
+
     async def close(self) -> None:
         """At shutdown: stop every old runtime still retiring (the server has let its requests finish)."""
         for task in list(self._signalled):

@@ -68,6 +68,32 @@ class _PoolCollector:
         yield outstanding
 
 
+class _AffinityCollector:
+    """``mpr_target_affinity_total`` from the target pools placed by affinity, at scrape time (a
+    counter of its own collector: ``serve --workers N`` sums it like any other)."""
+
+    def __init__(self, pools: _PoolCollector) -> None:
+        self.pools = pools
+
+    def describe(self) -> Iterator[Any]:
+        return iter(())
+
+    def collect(self) -> Iterator[Any]:
+        placed = CounterMetricFamily(
+            "mpr_target_affinity",
+            "Requests placed on a target's replicas by affinity (balance: affinity, several endpoints): hit (the key's "
+            "home replica), spill (home over its load bound), moved (home cooling down, or a retry), none (no key)",
+            labels=["target", "result"],
+        )
+        for source in self.pools.sources:
+            for pool in source():
+                kind, _, name = pool.name.partition(":")
+                if kind == "target" and getattr(pool, "balance", None) == "affinity" and len(pool.endpoints) > 1:
+                    for result, count in pool.placed.items():
+                        placed.add_metric([name, result], float(count))
+        yield placed
+
+
 class _Histogram:
     """Cumulative-bucket histogram per label tuple; plain Python, no locks (one event loop)."""
 
@@ -224,6 +250,7 @@ class Metrics:
         self._in_flight: dict[str, _InFlight] = {}
         self._pools = _PoolCollector()
         r.register(self._pools)  # type: ignore[arg-type]
+        r.register(_AffinityCollector(self._pools))  # type: ignore[arg-type]
         r.register(self)  # type: ignore[arg-type]
         self.exposition = r  # what render() exposes: this registry, or the whole server's (workers)
         self._request_children: dict[tuple[str, str, int], tuple[tuple[str, str, str], list[float]]] = {}

@@ -8,7 +8,8 @@ Runs inside Litestar's route stack (after routing, so the route template is know
 the OpenTelemetry SERVER span when tracing is on (it renames that span ``{method} {route}``).
 The chat handler puts the request's model in ``scope["mpr_model"]`` (a configured target name,
 so label values stay bounded) and, in apply mode, the refinement's wall time in
-``scope["mpr_refine_s"]``.
+``scope["mpr_refine_s"]``. A refinement recorded for ``/admin/status`` during the request is
+settled with the response's status at its end (:meth:`RecentRefinements.settle`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from opentelemetry import trace
 from gateway.logs import AccessLog
 from gateway.telemetry import genai as A
 from gateway.telemetry.logcontext import REQUEST_ID, accept_request_id
+from gateway.telemetry.recent import PENDING
 
 if TYPE_CHECKING:
     from gateway.telemetry.facade import Telemetry
@@ -49,10 +51,11 @@ class _Response:
 class TelemetryMiddleware:
     """See the module docstring. Plain ASGI (no ``AbstractMiddleware`` exclusion checks)."""
 
-    __slots__ = ("app", "metrics", "tracing", "access_enabled")
+    __slots__ = ("app", "metrics", "tracing", "access_enabled", "recent")
 
     def __init__(self, app: Any, telemetry: Telemetry) -> None:
         self.app = app
+        self.recent = telemetry.recent
         self.metrics = telemetry.metrics
         self.tracing = telemetry.tracing
         self.access_enabled = telemetry.config.access_log
@@ -70,6 +73,8 @@ class TelemetryMiddleware:
                 break
         request_id = accept_request_id(inbound_id)
         token = REQUEST_ID.set(request_id)
+        recorded: list[Any] = []  # this request's refinement entries (gateway.telemetry.recent)
+        pending = PENDING.set(recorded)
         gauge = self.metrics.in_flight_for(route)
         gauge.inc()
         info = _Response()
@@ -124,6 +129,9 @@ class TelemetryMiddleware:
             model = scope.get(MODEL_KEY) or "-"
             status = info.status or 500
             metrics.observe_request(route, model, status, elapsed)
+            if recorded:
+                self.recent.settle(recorded, status)
+            PENDING.reset(pending)
             if self.access_enabled and access_log.enabled:
                 method = scope.get("method", "")
                 path = scope.get("path", "")

@@ -1,14 +1,20 @@
 """Recent refinement outcomes for the operator (``GET /admin/status``): verdicts and counts only.
 
 A bounded ring of the last refinements plus counters since the process started. An entry holds
-the model, the mode, the ``x-mpr-refinement`` value, the elapsed time and each stage's verdict
-kind — never prompt text, never a stage's output.
+the model, the mode, the ``x-mpr-refinement`` value, the elapsed time, each stage's verdict kind
+and the HTTP status the request was answered with — never prompt text, never a stage's output.
+
+An entry is recorded when its refinement finishes, before the target is called; the telemetry
+middleware :meth:`~RecentRefinements.settle`\ s it with the response's status once the request is
+over (the entry of this request travels in a context variable). A request answered 4xx/5xx (the
+target failed, or the client left) counts as ``failed``, whatever its refinement did.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter, deque
+from contextvars import ContextVar
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,11 +22,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gateway.refinement.results import RefinementOutcome, StageVerdict
 
-RESULTS = ("applied", "rejected", "skipped", "fallback")
+RESULTS = ("applied", "rejected", "skipped", "fallback", "failed")
 VERDICTS = ("accepted", "rejected", "failed")
 WINDOW_S = 300.0  # the "recent" figures: the last five minutes (at most :data:`RING` refinements)
 RING = 512
 SHOWN = 50  # entries ``snapshot`` lists
+
+
+def settled_result(result: str, status: int) -> str:
+    """A refinement's result once its request is answered: ``failed`` for a 4xx/5xx answer."""
+    return "failed" if status >= 400 else result
 
 
 def outcome_result(outcome: RefinementOutcome) -> str:
@@ -43,9 +54,10 @@ def verdict_kind(verdict: StageVerdict) -> str:
     return "failed" if verdict.error is not None else "rejected"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecentOutcome:
-    """One finished refinement, as the operator sees it."""
+    """One finished refinement, as the operator sees it; ``status`` (and ``result``) change once,
+    when its request is answered (None: still in flight, or a shadow run)."""
 
     at: float
     model: str
@@ -55,6 +67,7 @@ class RecentOutcome:
     elapsed_ms: float
     cache: str
     stages: dict[str, str] = field(default_factory=dict)  # role → accepted | rejected | failed
+    status: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,10 +76,16 @@ class RecentOutcome:
             "mode": self.mode,
             "refinement": self.header,
             "result": self.result,
+            "status": self.status,
             "elapsed_ms": round(self.elapsed_ms, 2),
             "cache": self.cache,
             "stages": dict(self.stages),
         }
+
+
+# The entry this request recorded, for :meth:`RecentRefinements.settle` (the telemetry middleware
+# opens a fresh slot per request; a refinement in the request's task fills it).
+PENDING: ContextVar[list[RecentOutcome] | None] = ContextVar("mpr_recent_pending", default=None)
 
 
 def tally(entries: Iterable[RecentOutcome]) -> tuple[Counter[str], dict[str, Counter[str]]]:
@@ -104,11 +123,26 @@ class RecentRefinements:
         if outcome.merged is not None and outcome.cache != "hit":
             verdicts = {role.value: verdict_kind(v) for role, v in outcome.merged.verdicts.items()}
         entry = RecentOutcome(self.clock(), model, mode, header, outcome_result(outcome), outcome.elapsed_ms, outcome.cache, verdicts)
+        slot = PENDING.get()
+        if slot is not None and mode != "shadow":  # a shadow run ends on its own, after the answer
+            slot.append(entry)
         self.ring.append(entry)
         self.results[entry.result] += 1
         self.cache_hits += outcome.cache == "hit"
         for role, kind in verdicts.items():
             self.stages.setdefault(role, Counter())[kind] += 1
+
+    def settle(self, entries: list[RecentOutcome], status: int) -> None:
+        """The request these ``entries`` belong to was answered ``status``: a 4xx/5xx makes them ``failed``."""
+        for entry in entries:
+            if entry.status is not None:
+                continue
+            entry.status = status
+            result = settled_result(entry.result, status)
+            if result != entry.result:
+                self.results[entry.result] -= 1
+                self.results[result] += 1
+                entry.result = result
 
     def snapshot(self, window_s: float = WINDOW_S, shown: int = SHOWN) -> dict[str, Any]:
         """Counts since start and over the last ``window_s``, per-stage rates, the newest entries."""

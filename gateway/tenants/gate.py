@@ -47,6 +47,17 @@ def read_head(raw: bytes) -> tuple[str | None, int | None]:
     return model, None
 
 
+ACCOUNT_PREFIX = "x-ratelimit-"
+
+
+def tenant_headers(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` without the target's ``x-ratelimit-*``: they describe the operator's whole
+    account (what every tenant used), not the key's own limits (pure; ``headers`` when none)."""
+    if not any(name.startswith(ACCOUNT_PREFIX) for name in headers):
+        return headers
+    return {name: value for name, value in headers.items() if not name.startswith(ACCOUNT_PREFIX)}
+
+
 def not_allowed(model: str) -> ModelNotFound:
     """OpenAI's answer for a model the key may not use: the same 404 as for a model that does not exist."""
     return ModelNotFound(f"The model `{model}` does not exist or you do not have access to it.", param="model")
@@ -90,6 +101,8 @@ async def metered(runtime: Runtime, tenant: Tenant | None, raw: bytes, scope: An
         accountant.finish(meter, status, None, charged)
         raise
     meter.model = scope.get(MODEL_KEY) or meter.model  # the model the endpoint validated
+    if tenant is not None and not tenant.shared:
+        headers = tenant_headers(headers)
     target = headers.get("x-mpr-target")
     if isinstance(content, bytes):
         accountant.finish(meter, status, target, charged)

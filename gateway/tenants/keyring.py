@@ -28,6 +28,15 @@ def stored_hash(value: str) -> str:
     return value if value.startswith(HASH_PREFIX) else hash_key(value)
 
 
+SHARED_PARTITION = "shared"
+
+
+def named_partition(subject: str) -> str:
+    """A named key's partition: ``t`` and 16 hex digits of a hash of the key's hash (stable across
+    restarts and replicas, revealing nothing of the key)."""
+    return "t" + hashlib.blake2b(subject.encode(), digest_size=8).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class Tenant:
     """One key's identity and limits. ``subject`` (the key's hash) names its buckets and counters."""
@@ -41,6 +50,9 @@ class Tenant:
     tokens_per_min: int = 0
     budget: BudgetConfig | None = None
     policy: KeyRefinementPolicy = field(default_factory=KeyRefinementPolicy)
+    routes: tuple[str, ...] = ()  # pass-through path globs beyond the inference defaults
+    shared: bool = False  # a bare ``server.api_keys`` key: one trust domain with every other bare key
+    partition: str = SHARED_PARTITION  # its part of the shared structures (gateway.tenants.partition)
 
     @property
     def metered(self) -> bool:
@@ -59,13 +71,15 @@ class Tenant:
             tokens_per_min=config.tokens_per_min,
             budget=config.budget,
             policy=config.refinement,
+            routes=tuple(config.routes),
+            partition=named_partition(stored_hash(config.key)),
         )
 
     @classmethod
     def bare(cls, plain: str) -> Tenant:
         """A ``server.api_keys`` key: no limits of its own, every model; named by its hash."""
         digest = hash_key(plain)
-        return cls(name="key-" + digest[len(HASH_PREFIX) : len(HASH_PREFIX) + 8], subject=digest)
+        return cls(name="key-" + digest[len(HASH_PREFIX) : len(HASH_PREFIX) + 8], subject=digest, shared=True)
 
 
 class KeyRing:
@@ -75,6 +89,9 @@ class KeyRing:
         self._by_hash: dict[str, Tenant] = {}
         for tenant in tenants:
             self._by_hash.setdefault(tenant.subject, tenant)  # a named key wins over the same bare key
+        self.isolating = any(not t.shared for t in self._by_hash.values())
+        """Whether named (tenant) keys exist: then objects of unknown owner are refused to everyone
+        and the ops endpoints show client keys only their own part (docs/security.md)."""
 
     @property
     def enabled(self) -> bool:

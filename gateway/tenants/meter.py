@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from gateway.config.models import RefinementConfig
 from gateway.refinement.controls import RefineControls
-from gateway.tenants.keyring import Tenant
+from gateway.tenants.keyring import SHARED_PARTITION, Tenant
 from gateway.tenants.usage import StreamUsage, Usage, body_usage
 
 _CURRENT: ContextVar[Meter | None] = ContextVar("mpr_meter", default=None)
@@ -47,6 +47,19 @@ def opened(meter: Meter) -> None:
 
 def current() -> Meter | None:
     return _CURRENT.get()
+
+
+def current_tenant() -> Tenant | None:
+    """This request's tenant (None: auth off, or no meter open)."""
+    meter = _CURRENT.get()
+    return None if meter is None else meter.tenant
+
+
+def current_partition() -> str:
+    """This request's partition of the refinement cache and conversation store
+    (:mod:`gateway.tenants.partition`)."""
+    meter = _CURRENT.get()
+    return SHARED_PARTITION if meter is None or meter.tenant is None else meter.tenant.partition
 
 
 def policy_capture() -> bool:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import aiohttp
 
-# Response headers that describe the hop, not the payload: never relayed to the client.
+# Response headers that describe the hop, not the payload, or name the operator's account: never
+# relayed to the client.
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -25,6 +26,10 @@ HOP_BY_HOP = frozenset(
         "server",
         "date",
         "set-cookie",
+        # the operator's account at the target: never a client's business (docs/security.md)
+        "openai-organization",
+        "openai-project",
+        "anthropic-organization-id",
     }
 )
 
@@ -48,7 +53,9 @@ def new_session(max_connections: int, *, force_close: bool = False) -> aiohttp.C
 
 
 def relay_headers(headers: "aiohttp.typedefs.LooseHeaders | object") -> dict[str, str]:
-    """Upstream response headers worth passing to the client (``retry-after``, rate limits, ids)."""
+    """Upstream response headers worth passing to the client (``retry-after``, rate limits, request
+    ids); the account-wide ``x-ratelimit-*`` are dropped for tenant keys by
+    :func:`gateway.tenants.gate.metered`."""
     out: dict[str, str] = {}
     for name, value in headers.items():  # type: ignore[attr-defined]
         lowered = name.lower()

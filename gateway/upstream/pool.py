@@ -1,4 +1,6 @@
-"""Endpoint pools: least-outstanding-requests balancing with cool-down of failed endpoints.
+"""Endpoint pools: least-outstanding-requests balancing with cool-down of failed endpoints, or
+(``balance: affinity``, targets) a request's affinity key's home replica with bounded loads
+(:mod:`gateway.upstream.affinity`).
 
 Pure state plus a clock; no I/O (``on_failure`` hands verdicts to whoever shares them). One :class:`EndpointPool` per target and per adapter.
 """
@@ -10,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from gateway.upstream.affinity import RESULTS, Ring, choose_affine
 from gateway.upstream.latency import LatencyWindow
 from gateway.upstream.tiers import choose
 
@@ -64,16 +67,54 @@ class EndpointPool:
     on_change: Callable[[EndpointPool, Endpoint], None] | None = None  # an endpoint went up or down (operator events)
     prefer: str = "none"  # gpu | cpu | none: the tier that takes traffic first (:mod:`gateway.upstream.tiers`)
     max_inflight: int = 4  # requests in flight at which an endpoint counts as saturated
+    balance: str = "least_outstanding"  # or affinity: a keyed request goes to its home replica (bounded loads)
+    epsilon: float = 0.25  # affinity: no replica above (1 + epsilon) x the mean in flight
+    placed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESULTS, 0))  # affinity results (metrics)
+    _ring: Ring | None = field(default=None, repr=False)
+    _ring_of: list[Endpoint] | None = field(default=None, repr=False)  # the endpoints list the ring was built for
 
     @classmethod
     def of(cls, name: str, urls: Iterable[str], cooldown_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> EndpointPool:
         return cls(name, [Endpoint(u) for u in urls], cooldown_s, clock)
 
-    def pick(self, exclude: Iterable[Endpoint] = ()) -> Endpoint | None:
-        """Best endpoint not in ``exclude``; when all are cooling down, the one that recovers first."""
+    def pick(self, exclude: Iterable[Endpoint] = (), affinity: int | None = None) -> Endpoint | None:
+        """Best endpoint not in ``exclude``; when all are cooling down, the one that recovers first.
+        With ``balance: affinity`` and an ``affinity`` key hash, the key's replica (bounded loads)."""
+        if self.balance == "affinity" and len(self.endpoints) > 1:
+            return self._pick_affine(exclude, affinity)
+        if not exclude:
+            return choose(self.endpoints, self.clock(), self.prefer, self.max_inflight)
         excluded = set(id(e) for e in exclude)
         candidates = [e for e in self.endpoints if id(e) not in excluded]
         return choose(candidates, self.clock(), self.prefer, self.max_inflight)
+
+    def _pick_affine(self, exclude: Iterable[Endpoint], affinity: int | None) -> Endpoint | None:
+        endpoints = self.endpoints
+        excluded = {id(e) for e in exclude} if exclude else None
+        if affinity is None:
+            candidates = endpoints if excluded is None else [e for e in endpoints if id(e) not in excluded]
+            self.placed["none"] += 1
+            return choose(candidates, self.clock(), self.prefer, self.max_inflight)
+        ring = self._ring
+        if ring is None or self._ring_of is not endpoints:  # add() and remove() replace the list
+            ring = self._ring = Ring([e.url for e in endpoints])
+            self._ring_of = endpoints
+        order = ring.order(affinity)
+        if excluded is not None:
+            order = tuple(i for i in order if id(endpoints[i]) not in excluded)
+        now = self.clock()
+        chosen, result = choose_affine(endpoints, order, now, self.epsilon)
+        if chosen is None:  # nothing ready: the one that recovers first, as without affinity
+            chosen = choose([endpoints[i] for i in order], now, self.prefer, self.max_inflight)
+        self.placed[result if excluded is None else "moved"] += 1
+        return chosen
+
+    def pinned(self, url: str) -> Endpoint | None:
+        """The endpoint with ``url`` (a response's replica), or None when it left the pool."""
+        for endpoint in self.endpoints:
+            if endpoint.url == url:
+                return endpoint
+        return None
 
     def add(self, endpoint: Endpoint) -> bool:
         """Put ``endpoint`` into rotation (a registered worker); False when its URL is already here."""

@@ -38,6 +38,7 @@ class TargetReply:
     response: aiohttp.ClientResponse | None = None
     endpoint: Endpoint | None = None
     pool: EndpointPool | None = field(default=None, repr=False)
+    url: str | None = None  # the endpoint (replica) that answered
 
     def finish(self, *, abort: bool = False) -> None:
         """Release the endpoint slot; ``abort`` closes the connection (client gone)."""
@@ -68,15 +69,28 @@ class TargetClient:
             self._base_headers["authorization"] = f"Bearer {key}"
 
     async def send(
-        self, body: bytes, *, stream: bool, extra_headers: dict[str, str] | None = None, path: str = "/chat/completions"
+        self,
+        body: bytes,
+        *,
+        stream: bool,
+        extra_headers: dict[str, str] | None = None,
+        path: str = "/chat/completions",
+        affinity: int | None = None,
+        pin: str | None = None,
     ) -> TargetReply:
-        """POST ``path`` (under the endpoint's ``/v1``); streaming replies come back open (call ``finish``)."""
+        """POST ``path`` (under the endpoint's ``/v1``); streaming replies come back open (call ``finish``).
+        ``affinity``: the request's affinity key hash (``balance: affinity``); ``pin``: the one
+        endpoint URL that may answer (the replica that stored a response being continued)."""
         headers = {**self._base_headers, **extra_headers} if extra_headers else self._base_headers
         tried: list[Endpoint] = []
         last_error = reason = "no endpoint configured"  # last_error (with URLs) for /ready, reason for the client
         retry_same: Endpoint | None = None
+        pinned = self._pinned(pin) if pin is not None else None
         for attempt in range(2):
-            endpoint = self.pool.pick(exclude=tried) or retry_same
+            if pinned is not None:
+                endpoint = pinned if attempt == 0 else retry_same
+            else:
+                endpoint = self.pool.pick(exclude=tried, affinity=affinity) or retry_same
             if endpoint is None:
                 break
             retry_same = None
@@ -92,7 +106,9 @@ class TargetClient:
                 if stream and response.status == 200:
                     self.pool.observe(endpoint, time.perf_counter() - started)  # time to the response headers
                     self.pool.mark_success(endpoint)
-                    return TargetReply(200, relay_headers(response.headers), response=response, endpoint=endpoint, pool=self.pool)
+                    return TargetReply(
+                        200, relay_headers(response.headers), response=response, endpoint=endpoint, pool=self.pool, url=endpoint.url
+                    )
                 payload = await response.read()
             except aiohttp.ConnectionTimeoutError:
                 last_error, reason = f"connect timeout to {endpoint.url}", "connect timeout"
@@ -104,7 +120,7 @@ class TargetClient:
             except _CONNECTION_ERRORS as exc:
                 last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 reason = type(exc).__name__
-                if attempt == 0 and response is None and len(self.pool.endpoints) == 1 and _maybe_stale(exc):
+                if attempt == 0 and response is None and (pinned is not None or len(self.pool.endpoints) == 1) and _maybe_stale(exc):
                     # The only endpoint dropped the connection before answering, as a target does
                     # when it closes a pooled keep-alive connection: retry once on a fresh one
                     # instead of failing (with several endpoints the retry goes to another one).
@@ -121,12 +137,23 @@ class TargetClient:
                 response.release()
                 if response.status < 500:
                     self.pool.mark_success(endpoint)
-                return TargetReply(response.status, relay_headers(response.headers), body=payload)
+                return TargetReply(response.status, relay_headers(response.headers), body=payload, url=endpoint.url)
             self.pool.release(endpoint)
             if response is not None:
                 response.close()
             self.pool.mark_failure(endpoint, last_error)
+        if pinned is not None:
+            raise UpstreamUnreachable(f"the replica of target {self.config.name!r} that stored this response is unreachable ({reason})")
         raise UpstreamUnreachable(f"the target {self.config.name!r} is unreachable ({reason})")
+
+    def _pinned(self, url: str) -> Endpoint:
+        """The endpoint with ``url``; a 502 saying so when it is no longer one of the target's."""
+        endpoint = self.pool.pinned(url)
+        if endpoint is None:
+            raise UpstreamUnreachable(
+                f"the replica of target {self.config.name!r} that stored this response is no longer one of its endpoints"
+            )
+        return endpoint
 
 
 def _maybe_stale(exc: BaseException) -> bool:

@@ -92,9 +92,9 @@ def test_status_shows_the_fleet_latencies_and_refinement_verdicts_never_prompt_t
 
     refinement = body["refinement"]
     assert refinement["since_start"]["results"]["applied"] >= 3
-    assert refinement["window"]["total"] >= 3 and set(refinement["window"]["results"]) == {"applied", "rejected", "skipped", "fallback"}
+    assert refinement["window"]["total"] >= 3 and set(refinement["window"]["results"]) == {"applied", "rejected", "skipped", "fallback", "failed"}
     latest = refinement["recent"][0]
-    assert latest["model"] == "test-model" and latest["refinement"] == header and latest["result"] == "applied"
+    assert latest["model"] == "test-model" and latest["refinement"] == header and latest["result"] == "applied" and latest["status"] == 200
     assert latest["elapsed_ms"] > 0 and latest["stages"]["cleaner"] == "accepted" and latest["mode"] == "apply"
     assert body["cache"] == {"enabled": False, "hits": 0, "misses": 0, "bypass": 0, "errors": 0, "hit_rate": None}
     assert body["rate_limit"]["enabled"] is False

@@ -91,7 +91,7 @@ def test_outcomes_are_counted_by_result_and_stage_verdict_without_prompt_text() 
     recent.record(_outcome("cleaner", {Role.CLEANER: accepted}, cache="hit"), "m", "apply", "cleaner")  # no stage ran
     recent.record(_outcome("skipped;reason=clean"), "m2", "shadow", "shadow;skipped;reason=clean")
     snap = recent.snapshot(window_s=300)
-    assert snap["since_start"] == {"total": 4, "results": {"applied": 2, "rejected": 1, "skipped": 1, "fallback": 0}, "cache_hits": 1}
+    assert snap["since_start"] == {"total": 4, "results": {"applied": 2, "rejected": 1, "skipped": 1, "fallback": 0, "failed": 0}, "cache_hits": 1}
     assert snap["window"]["total"] == 3 and snap["window"]["results"]["applied"] == 1
     assert snap["stages"]["cleaner"]["since_start"] == {"accepted": 1, "rejected": 0, "failed": 0, "acceptance_rate": 1.0}
     assert snap["stages"]["cleaner"]["window"]["acceptance_rate"] is None  # the cache hit added no verdict
@@ -99,7 +99,7 @@ def test_outcomes_are_counted_by_result_and_stage_verdict_without_prompt_text() 
     assert [e["refinement"] for e in snap["recent"]] == ["shadow;skipped;reason=clean", "cleaner", "none"]  # newest first, ring of 3
     assert snap["recent"][0] == {
         "at": 1400.0, "model": "m2", "mode": "shadow", "refinement": "shadow;skipped;reason=clean",
-        "result": "skipped", "elapsed_ms": 12.5, "cache": "off", "stages": {},
+        "result": "skipped", "status": None, "elapsed_ms": 12.5, "cache": "off", "stages": {},
     }
     assert "secret" not in repr(snap) and "refined text" not in repr(snap)
 

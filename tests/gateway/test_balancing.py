@@ -50,7 +50,8 @@ def _fresh(slow: FakeOpenAI, good: FakeOpenAI, flaky: FakeOpenAI) -> None:
 
 
 def target(name: str, endpoints: list[str], cooldown_s: float) -> dict[str, object]:
-    return {"name": name, "endpoints": endpoints, "upstream_model": name, "cooldown_s": cooldown_s, "timeout_s": 10}
+    return {"name": name, "endpoints": endpoints, "upstream_model": name, "cooldown_s": cooldown_s, "timeout_s": 10,
+            "balance": "least_outstanding"}  # affinity (the default) has its own tests: tests/gateway/test_affinity.py
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from tests.support.gateway_proc import GatewayProcess, routes
 @pytest.fixture(scope="module")
 def gateway(fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     config = routes(fake.base_url, fake.base_url)
+    config["targets"][0]["passthrough"] = ["/v1/relay/*"]  # an operator-opened path (no keys: everyone's)
     config["targets"].append({"name": "plain-model", "endpoints": [fake.base_url]})  # no upstream rename
     config["targets"].append({"name": "dead-model", "endpoints": [dead_url()], "connect_timeout_s": 1})
     gw = start_gateway(tmp_path_factory, config)

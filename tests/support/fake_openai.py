@@ -89,6 +89,7 @@ class FakeOpenAI:
         self.responses: dict[str, dict[str, Any]] = {}  # Responses API objects created, by id
         self._response_count = 0
         self.down = False
+        self.probes = 0  # GET /v1/models calls (the gateway's health probes)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -105,6 +106,7 @@ class FakeOpenAI:
         self.cancelled.clear()
         self.responses.clear()
         self.down = False
+        self.probes = 0
 
     def requests_for(self, model: str) -> list[Recorded]:
         return [r for r in self.requests if r.body.get("model") == model]
@@ -115,6 +117,7 @@ class FakeOpenAI:
 
     # -- handlers -------------------------------------------------------------------------
     async def _models(self, request: web.Request) -> web.Response:
+        self.probes += 1
         if self.down:
             return web.json_response({"error": "down"}, status=503)
         names = sorted({*self.behaviours, "target-model"})

@@ -151,6 +151,17 @@
     );
   }
 
+  function builtinRow(st) {
+    const a = st.acceptance.since_start;
+    return el("div", { class: "endpoint", "data-endpoint": "builtin", "data-up": "true", "data-cooling": "false", "data-pool": `builtin:${st.role}` },
+      el("span", { class: "dot", title: "up" }),
+      el("div", { class: "who" }, st.role, el("small", {}, "stage · built-in")),
+      el("div", { class: "nums" }, el("div", {}, "in the gateway process"),
+        el("div", { class: "muted" }, `${a.accepted + a.rejected + a.failed} verdicts`)),
+      el("div", { class: "url" }, "built-in"),
+    );
+  }
+
   function renderFleet(s) {
     const groups = new Map();
     const add = (label, pool, note, e) => {
@@ -160,12 +171,30 @@
     };
     for (const t of s.targets) for (const e of t.endpoints) add(t.name, t.pool, `target · ${e.source}`, e);
     for (const st of s.stages) for (const e of st.endpoints) add(st.role, `adapter:${st.role}`, `stage · ${e.source}`, e);
+    const builtin = s.stages.filter((st) => st.kind === "builtin");
+    if (builtin.length) groups.set("\u0001builtin", { node: "this gateway", tier: null, rows: builtin.map(builtinRow) });
     const cards = [...groups.values()]
       .sort((a, b) => (a.node + (a.tier || "")).localeCompare(b.node + (b.tier || "")))
       .map((g) => el("div", { class: "card node", "data-node": g.node, "data-tier": g.tier || "" },
         el("h3", {}, g.node, el("span", { class: "tier", "data-tier": g.tier || "" }, g.tier || "no tier")),
         ...g.rows));
+    cards.push(...s.targets.filter((t) => t.routing && t.routing.placed).map(routingCard));
     $("fleet").replaceChildren(...(cards.length ? cards : [el("p", { class: "empty" }, "No endpoints.")]));
+  }
+
+  function routingCard(t) {
+    // cache-aware routing: where the target's requests landed, and the in-flight spread now
+    const p = t.routing.placed;
+    const placed = p.hit + p.spill + p.moved + p.none;
+    const load = t.endpoints.map((e) => e.in_flight);
+    const total = load.reduce((a, b) => a + b, 0);
+    return el("div", { class: "card node", "data-routing": t.name },
+      el("h3", {}, `${t.name} · routing`, el("span", { class: "tier" }, "affinity")),
+      el("div", { class: "nums" },
+        el("div", {}, `home replica ${pct(placed ? p.hit / placed : 0)} of ${placed}`),
+        el("div", { class: "muted" }, `spilled ${p.spill} · moved ${p.moved} · no key ${p.none}`),
+        el("div", { class: "muted" }, `in flight ${load.join(" / ")} (total ${total}; no replica above ${1 + t.routing.epsilon}× the mean)`)),
+    );
   }
 
   function rateCell(r) {
@@ -187,7 +216,7 @@
   }
 
   function stack(title, counts, total) {
-    const parts = ["applied", "rejected", "skipped", "fallback"];
+    const parts = ["applied", "rejected", "skipped", "fallback", "failed"];
     const bar = el("div", { class: "stack" }, ...parts.filter((p) => counts[p]).map((p) =>
       el("span", { "data-result": p, style: `width:${(100 * counts[p]) / total}%`, title: `${p}: ${counts[p]}` })));
     const legend = el("div", { class: "legend" }, ...parts.map((p) =>
@@ -203,10 +232,11 @@
   }
 
   function renderRecent(recent) {
-    const rows = recent.slice(0, 25).map((o) => el("tr", { "data-result": o.result },
+    const rows = recent.slice(0, 25).map((o) => el("tr", { "data-result": o.result, "data-status": String(o.status ?? "") },
       el("td", { class: "mono" }, clock(o.at)), el("td", {}, o.model),
+      el("td", { class: "mono status", title: o.result }, o.status == null ? (o.mode === "shadow" ? "shadow" : "…") : String(o.status)),
       el("td", { class: "mono" }, o.refinement), el("td", { class: "num" }, ms(o.elapsed_ms))));
-    $("recent").tBodies[0].replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 4, class: "empty" }, "No refinement yet."))]));
+    $("recent").tBodies[0].replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 5, class: "empty" }, "No refinement yet."))]));
   }
 
   function describe(ev) {

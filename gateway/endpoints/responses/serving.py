@@ -2,12 +2,14 @@
 routes ``GET /v1/responses/{id}``, ``POST /v1/responses/{id}/cancel``, ``DELETE /v1/responses/{id}``
 and ``GET /v1/responses/{id}/input_items``, passed through to the target that served the response.
 
-Which target served a response is remembered in a bounded in-process LRU map
-(:class:`ResponseIndex`, response id → target name), filled from the responses that went through
-this gateway process. An id it does not know (another replica served it, the process restarted, or
-it was evicted) is asked of every native target (``api: responses``) in config order; the first
-answer that is not a 404 wins; when all say 404 the client gets an OpenAI 404 error, and when some
-could not be asked, the last such error (502/504).
+Who created a response and which target stores it is recorded (:mod:`.owners`: this process's
+LRU and the shared state, so every replica agrees). A response belongs to the tenant that created
+it: another tenant's ``GET``/``DELETE``/``cancel``/``input_items`` or ``previous_response_id`` is
+OpenAI's 404 and never reaches a target, and so is an id whose target the key may not use. An id
+of unknown owner is a 404 too while tenant keys exist; in a single trust domain (bare keys, or no
+keys) it is asked of every native target (``api: responses``) the key may use, in config order;
+the first answer that is not a 404 wins; when all say 404 the client gets an OpenAI 404 error, and
+when some could not be asked, the last such error (502/504).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import asyncio
 import logging
 import os
 import weakref
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -30,53 +31,27 @@ from gateway.endpoints.proxied import require_model, require_target, stream_flag
 from gateway.endpoints.refinement_run import OFF, PromptRefinement, RefinementRun
 from gateway.endpoints.relay import Exchange, Reply, complete_body, exchange, require_json, require_sse, send, with_details
 from gateway.endpoints.responses.bridge import ChatStreamTranslator, from_chat, to_chat
+from gateway.endpoints.routing_keys import responses_affinity
+from gateway.endpoints.responses.owners import Owner, ResponseIndex, ResponseOwners, access
 from gateway.endpoints.responses.protocol import StreamWatch, input_turns, present_input, validate_input
-from gateway.errors import GatewayError, NotFound, UpstreamTimeout, UpstreamUnreachable
+from gateway.errors import GatewayError, NotFound, UpstreamCredentialRefused, UpstreamTimeout, UpstreamUnreachable
 from gateway.refinement.controls import RefineControls, parse_controls
 from gateway.runtime import Runtime
 from gateway.telemetry import TargetCall
 from gateway.telemetry.middleware import MODEL_KEY, REFINE_KEY
 from gateway.upstream.errors import openai_error_body
 from gateway.upstream.http import relay_headers
-from gateway.upstream.router import TARGET_HEADER, route_headers_of
+from gateway.upstream.router import CREDENTIAL_REFUSED, TARGET_HEADER, route_headers_of
 from gateway.upstream.target import TargetClient, TargetReply
-from gateway.tenants.meter import stream_meter
+from gateway.tenants.gate import tenant_headers
+from gateway.tenants.meter import current_tenant, stream_meter
+from gateway.tenants.partition import partition_of
+from gateway.tenants.policy import may_use
 
 log = logging.getLogger("gateway.responses")
 
 JSON = "application/json"
 SSE = "text/event-stream"
-
-INDEX_CAPACITY = 100_000
-
-
-class ResponseIndex:
-    """A bounded LRU map: response id → the name of the target that served it."""
-
-    __slots__ = ("capacity", "_map")
-
-    def __init__(self, capacity: int = INDEX_CAPACITY) -> None:
-        self.capacity = capacity
-        self._map: OrderedDict[str, str] = OrderedDict()
-
-    def remember(self, response_id: str, target: str) -> None:
-        self._map[response_id] = target
-        self._map.move_to_end(response_id)
-        while len(self._map) > self.capacity:
-            self._map.popitem(last=False)
-
-    def get(self, response_id: str) -> str | None:
-        target = self._map.get(response_id)
-        if target is not None:
-            self._map.move_to_end(response_id)
-        return target
-
-    def forget(self, response_id: str) -> None:
-        self._map.pop(response_id, None)
-
-    def __len__(self) -> int:
-        return len(self._map)
-
 
 _INDEXES: dict[int, ResponseIndex] = {}
 
@@ -100,6 +75,16 @@ def carry_index(old: Runtime, new: Runtime) -> None:
     weakref.finalize(new, _INDEXES.pop, key, None)
 
 
+def previous_not_found(response_id: str) -> NotFound:
+    """OpenAI's 404 for a ``previous_response_id`` the caller may not continue."""
+    return NotFound(f"Previous response with id '{response_id}' not found.", param="previous_response_id")
+
+
+def response_not_found(response_id: str) -> NotFound:
+    """OpenAI's 404 for a response id the caller may not see (the same for one that does not exist)."""
+    return NotFound(f"No response found with id '{response_id}'.", param="response_id")
+
+
 def _response_id(content: bytes) -> str | None:
     try:
         data = msgspec.json.decode(content)
@@ -117,7 +102,7 @@ class Responses:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.refinement = PromptRefinement(runtime)
-        self.index = index_for(runtime)
+        self.owners = ResponseOwners(runtime.state, index_for(runtime))
 
     # -- POST /v1/responses --------------------------------------------------------------------
 
@@ -138,16 +123,31 @@ class Responses:
         had_mpr = "mpr" in payload  # even `"mpr": null` must not reach the target
         controls = parse_controls(header, payload.pop("mpr", None))
         stream = stream_flag(payload)
+        pin = await self._may_continue(payload.get("previous_response_id"), model)
         bridged = target.config.api == "chat"
         if bridged:  # what the bridge cannot translate is a 400 before any refinement
             to_chat(payload, target.config.model_for_upstream)
-        reply, call, run = await exchange(self._forward(raw, payload, target, model, controls, had_mpr, stream), receive, stream)
+        forward = self._forward(raw, payload, target, model, controls, had_mpr, stream, pin)
+        reply, call, run = await exchange(forward, receive, stream)
         if run.mode == "apply" and run.outcome is not None:
             scope[REFINE_KEY] = run.outcome.elapsed_ms / 1000.0
         served_by = reply.headers.get(TARGET_HEADER, target.config.name)
         if bridged:
             return self._respond_bridged(reply, call, run, controls, payload, served_by)
-        return self._respond(reply, call, run, controls, payload, served_by)
+        return await self._respond(reply, call, run, controls, payload, served_by)
+
+    async def _may_continue(self, previous: Any, model: str) -> str | None:
+        """A ``previous_response_id`` of another tenant (or of unknown owner while tenant keys
+        exist) is a 404: its conversation never becomes this caller's context. Returns the replica
+        the continuation must reach (the one that stored it, when it is on the requested target)."""
+        if not isinstance(previous, str) or not previous:
+            return None
+        tenant = current_tenant()
+        owner = await self.owners.owner(previous)
+        verdict = access(owner, partition_of(tenant), owner is None or may_use(tenant, owner.target), self.runtime.auth.isolating)
+        if verdict == "not_found":
+            raise previous_not_found(previous)
+        return owner.endpoint if owner is not None and owner.target == model else None
 
     async def _forward(
         self,
@@ -158,10 +158,14 @@ class Responses:
         controls: RefineControls,
         had_mpr: bool,
         stream: bool,
+        pin: str | None,
     ) -> Exchange:
         """Refine (or start a shadow refinement), then send through the runtime's router (retries
-        and fallbacks)."""
+        and fallbacks; a continuation to ``pin``, the replica that stored its previous response)."""
         config = target.config
+        router = self.runtime.router
+        assert router is not None
+        affinity = responses_affinity(payload) if pin is None and model in router.affine else None  # before refinement
         slots, new = input_turns(payload.get("input"))
         run, shown = await self.refinement.converse([slot.text for slot in slots], new, model, controls, config)
         presented = [(slot, p) for slot, p in zip(slots, shown) if p is not None]
@@ -173,10 +177,10 @@ class Responses:
         else:
             sent, path = payload, "/responses"
             body = upstream_body(raw, payload, model, config, changed=had_mpr or bool(presented))
-        reply, call = await send(self.runtime, model, body, sent, stream=stream, path=path, run=run)
+        reply, call = await send(self.runtime, model, body, sent, stream=stream, path=path, run=run, affinity=affinity, pin=pin)
         return reply, call, run
 
-    def _respond(
+    async def _respond(
         self,
         reply: TargetReply,
         call: TargetCall,
@@ -185,12 +189,12 @@ class Responses:
         payload: dict[str, Any],
         served_by: str,
     ) -> Reply:
-        """The target's Response (its id remembered), error, or relayed event stream."""
+        """The target's Response (its id and owner recorded), error, or relayed event stream."""
         headers = {**run.headers, **route_headers_of(reply.headers)}
         if reply.response is not None:
             require_sse(reply, call, headers)
             watch = StreamWatch(str(payload.get("model") or ""))
-            relay = self._relay(reply, call, watch, served_by, payload, run)
+            relay = self._relay(reply, call, watch, Owner(partition_of(current_tenant()), served_by, reply.url), payload, run)
             return 200, {**reply.headers, **headers, "cache-control": "no-cache"}, relay, SSE
         content = complete_body(reply, call, headers)
         media_type = reply.headers.pop("content-type", JSON)
@@ -198,7 +202,7 @@ class Responses:
             return reply.status, {**reply.headers, **headers}, openai_error_body(reply.status, content, media_type), JSON
         require_json(reply.status, media_type, content, headers)
         if (rid := _response_id(content)) is not None:
-            self.index.remember(rid, served_by)
+            await self.owners.record(rid, Owner(partition_of(current_tenant()), served_by, reply.url))
         if controls.return_details and run.outcome is not None and reply.status == 200:
             content = with_details(content, run.outcome, run.mode)
         return reply.status, {**reply.headers, **headers}, content, media_type
@@ -271,20 +275,25 @@ class Responses:
         reply: TargetReply,
         call: TargetCall,
         watch: StreamWatch,
-        target_name: str,
+        owner: Owner,
         request: dict[str, Any],
         run: RefinementRun,
     ) -> AsyncIterator[bytes]:
-        """Relay the target's SSE bytes as they arrive; a stream that breaks or ends without a
-        terminal event ends with a ``response.failed`` event."""
+        """Relay the target's SSE bytes as they arrive (the response's owner recorded as soon as
+        its id shows); a stream that breaks or ends without a terminal event ends with a
+        ``response.failed`` event."""
         response = reply.response
         assert response is not None
         aborted = True
+        recorded = False
         usage = stream_meter()  # the tenant's usage (response.completed)
         try:
             try:
                 async for chunk in response.content.iter_any():
                     watch.feed(chunk)
+                    if not recorded and watch.response_id is not None:
+                        recorded = True
+                        await self.owners.record(watch.response_id, owner)
                     if usage is not None:
                         usage.feed(chunk)
                     yield chunk
@@ -298,8 +307,8 @@ class Responses:
                 yield watch.failure(f"the target stream broke ({type(exc).__name__})", request)
                 aborted = False
         finally:
-            if watch.response_id is not None:
-                self.index.remember(watch.response_id, target_name)
+            if not recorded and watch.response_id is not None:
+                self.owners.index.remember(watch.response_id, owner)  # at least this process knows it
             reply.finish(abort=aborted)
             call.finish_stream(aborted=aborted)
             if aborted and run.shadow is not None:
@@ -309,49 +318,64 @@ class Responses:
 
     async def by_id(self, request: Request[Any, Any, Any], response_id: str, method: str, suffix: str = "") -> Response[bytes]:
         """Pass ``method /v1/responses/{id}{suffix}`` (query string included) through to the
-        target that served the response, or to each target in order when that is unknown."""
-        await authorize(self.runtime, request)
+        target that stores the response, for its owner only (see the module docstring)."""
+        tenant = await authorize(self.runtime, request)
         query = request.scope.get("query_string", b"").decode("latin-1")
         path = f"/responses/{response_id}{suffix}" + (f"?{query}" if query else "")
-        known = self.index.get(response_id)
         targets = self.runtime.targets
-        if known is not None and known in targets:
-            status, headers, content = await _request(targets[known], method, path)
-            served_by = known
+        owner = await self.owners.owner(response_id)
+        allowed = owner is None or (owner.target in targets and may_use(tenant, owner.target))
+        verdict = access(owner, partition_of(tenant), allowed, self.runtime.auth.isolating)
+        if verdict == "not_found":
+            raise response_not_found(response_id)
+        if owner is not None:  # the replica that stored it (a 502 saying so when it is gone), never another
+            status, headers, content = await _request(targets[owner.target], method, path, owner.endpoint)
+            served_by = owner.target
         else:
-            status, headers, content = 404, {}, b""
-            failure: GatewayError | None = None
-            for served_by, target in targets.items():
-                if target.config.api != "responses":  # bridged targets store no responses
-                    continue
+            status, headers, content, served_by = await self._probe(tenant, response_id, method, path)
+        media_type = headers.pop("content-type", JSON)
+        if status >= 400:
+            content, media_type = openai_error_body(status, content, media_type), JSON
+        headers[TARGET_HEADER] = served_by
+        if tenant is not None and not tenant.shared:
+            headers = tenant_headers(headers)
+        return Response(content, status_code=status, headers=headers, media_type=media_type)
+
+    async def _probe(self, tenant: Any, response_id: str, method: str, path: str) -> tuple[int, dict[str, str], bytes, str]:
+        """Ask each replica of each native target the key may use, in order, for an id of unknown
+        owner (a single trust domain only): the first answer that is not a 404 (its owner then
+        recorded)."""
+        failure: GatewayError | None = None
+        for served_by, target in self.runtime.targets.items():
+            if target.config.api != "responses" or not may_use(tenant, served_by):  # bridged targets store no responses
+                continue
+            for endpoint in list(target.pool.endpoints):
                 try:
-                    status, headers, content = await _request(target, method, path)
+                    status, headers, content = await _request(target, method, path, endpoint.url)
                 except GatewayError as exc:
                     log.info("response %s: target %s did not answer (%s)", response_id, served_by, exc.message)
                     failure = exc
                     continue
                 if status != 404:
                     if status < 400:
-                        self.index.remember(response_id, served_by)
-                    break
-            else:
-                if failure is not None:
-                    raise failure
-                raise NotFound(f"No response found with id '{response_id}'.", param="response_id")
-        if method == "DELETE" and status < 400:
-            self.index.forget(response_id)
-        media_type = headers.pop("content-type", JSON)
-        if status >= 400:
-            content, media_type = openai_error_body(status, content, media_type), JSON
-        headers[TARGET_HEADER] = served_by
-        return Response(content, status_code=status, headers=headers, media_type=media_type)
+                        await self.owners.record(response_id, Owner(partition_of(tenant), served_by, endpoint.url))
+                    return status, headers, content, served_by
+        if failure is not None:
+            raise failure
+        raise response_not_found(response_id)
 
 
-async def _request(target: TargetClient, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
-    """One ``method path`` call to one of ``target``'s endpoints: (status, relayed headers, body)."""
+async def _request(target: TargetClient, method: str, path: str, url: str | None) -> tuple[int, dict[str, str], bytes]:
+    """One ``method path`` call to ``target``'s endpoint ``url`` (the replica that stores the
+    response; None: unknown, any): (status, relayed headers, body)."""
     config = target.config
     pool = target.pool
-    endpoint = pool.pick()
+    if url is not None:
+        endpoint = pool.pinned(url)
+        if endpoint is None:
+            raise UpstreamUnreachable(f"the replica of target {config.name!r} that stored this response is no longer one of its endpoints")
+    else:
+        endpoint = pool.pick()
     if endpoint is None:
         raise UpstreamUnreachable(f"the target {config.name!r} is unreachable (no endpoint up)")
     headers = {"accept-encoding": "identity"}
@@ -362,15 +386,18 @@ async def _request(target: TargetClient, method: str, path: str) -> tuple[int, d
     pool.acquire(endpoint)
     try:
         async with target.session.request(method, endpoint.url + path, headers=headers, timeout=timeout) as response:
+            if response.status in CREDENTIAL_REFUSED:
+                raise UpstreamCredentialRefused.of(config.name, response.status)
             body = await response.read()
             return response.status, relay_headers(response.headers), body
     except (aiohttp.SocketTimeoutError, asyncio.TimeoutError):
         raise UpstreamTimeout(f"the target {config.name!r} did not answer within {config.timeout_s:g}s") from None
     except (aiohttp.ClientError, ConnectionError) as exc:
         pool.mark_failure(endpoint, f"{type(exc).__name__}: {exc}")
-        raise UpstreamUnreachable(f"the target {config.name!r} is unreachable ({type(exc).__name__})") from None
+        where = f"the replica of target {config.name!r} that stored this response" if url is not None else f"the target {config.name!r}"
+        raise UpstreamUnreachable(f"{where} is unreachable ({type(exc).__name__})") from None
     finally:
         pool.release(endpoint)
 
 
-__all__ = ["ResponseIndex", "Responses", "index_for"]
+__all__ = ["ResponseIndex", "Responses", "carry_index", "index_for"]
