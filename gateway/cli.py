@@ -1,4 +1,4 @@
-"""``mpr-gateway``: serve, check-config, demo, eval, chat, status, usage, hash-key."""
+"""``mpr-gateway``: serve, check-config, demo, eval, chat, status, usage, hash-key, canary."""
 
 from __future__ import annotations
 
@@ -177,7 +177,7 @@ def _positive_int(text: str) -> int:
 
 DESCRIPTION = (
     "mpr-gateway: an OpenAI-compatible LLM gateway that refines prompts (cleaner, describer, paraphraser) "
-    "before they reach the target model. Commands: serve, check-config, demo, eval, chat, status, usage, hash-key."
+    "before they reach the target model. Commands: serve, check-config, demo, eval, chat, status, usage, hash-key, canary."
 )
 EPILOG = "Each command has its own --help. Documentation: README.md and docs/ of the repository."
 
@@ -226,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.console.usage import add_commands as usage_commands
 
     usage_commands(sub)  # usage, hash-key
+    from gateway.console.canary import add_commands as canary_commands
+
+    canary_commands(sub)
     return parser
 
 

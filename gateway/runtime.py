@@ -22,6 +22,7 @@ from gateway.tenants.accounting import Accountant
 from gateway.tenants.keyring import KeyRing, build_keyring
 from gateway.config import GatewayConfig, Role, TargetConfig, load_api_keys
 from gateway.config.models import ALL_ROLES, AdapterConfig
+from gateway.refinement.canary import Canary
 from gateway.refinement.fallback import FallbackStage
 from gateway.refinement.lexicon import lexicon
 from gateway.refinement.outcome_cache import OutcomeCache
@@ -96,7 +97,9 @@ class Runtime:
             pool = adapter_pool(role, adapter)
             session = new_session(adapter.max_connections)
             self.sessions.append(session)
-            backends[role] = VllmStage(role, adapter, load_template(adapter.prompt), pool, session)
+            stage = backends[role] = VllmStage(role, adapter, load_template(adapter.prompt), pool, session)
+            if adapter.canary is not None:
+                stage.canary = self._canary(role, adapter)
             self.adapter_pools[role] = pool
             probe_sets.append((pool, session, None))
         if cfg.refinement.builtin_cleaner == "fallback" and Role.CLEANER not in self.builtin_stages:
@@ -110,6 +113,24 @@ class Runtime:
         self.prober.start()
         if self.registrations is not None:
             self.registrations.attach(self)  # registered workers join the new pools before any request
+
+    def _canary(self, role: Role, adapter: AdapterConfig) -> Canary:
+        """``role``'s canary (its changes go to the operator's event stream)."""
+        spec = adapter.canary
+        assert spec is not None
+        events = self.events
+
+        def announce(canary: Canary, kind: str) -> None:
+            events.publish(kind, canary.as_dict())
+
+        return Canary(
+            role.value, adapter.model, spec.model, spec.share, spec.min_requests, spec.alpha, spec.auto_rollback, on_change=announce
+        )
+
+    @property
+    def canaries(self) -> dict[str, Canary]:
+        """The stages' canaries by role name (none without a refiner)."""
+        return {role.value: canary for role, canary in self.refiner.canaries.items()} if self.refiner is not None else {}
 
     def _share_cooldowns(self) -> None:
         """Publish every pool's failures through :attr:`state`; apply other processes' verdicts."""

@@ -13,6 +13,7 @@ import msgspec
 from litestar import MediaType, Request, Response, post
 from litestar.types import ControllerRouterHandler
 
+from gateway.admin.canary import canary_routes
 from gateway.admin.dashboard import dashboard_routes
 from gateway.admin.status import status_route
 from gateway.admin.stream import events_route
@@ -54,4 +55,4 @@ def admin_routes(ref: RuntimeRef, reloader: Reloader | None) -> list[ControllerR
             raise NotReloadable("This gateway was not started from a routes file: there is nothing to reload.")
         return outcome_response(await reloader.request("POST /admin/reload"))
 
-    return [reload, status_route(ref, reloader), events_route(ref), usage_route(ref), *dashboard_routes()]
+    return [reload, status_route(ref, reloader), events_route(ref), usage_route(ref), *canary_routes(ref), *dashboard_routes()]

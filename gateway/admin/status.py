@@ -77,6 +77,7 @@ def routing_view(pool: EndpointPool) -> dict[str, Any]:
 def stage_views(runtime: Runtime, acceptance: dict[str, Any]) -> list[dict[str, Any]]:
     """Each configured stage: its adapter endpoints (``kind: vllm``) or the built-in (``builtin``)."""
     views = []
+    canaries = runtime.canaries
     for role in ALL_ROLES:
         pool = runtime.adapter_pools.get(role)
         if pool is not None:
@@ -94,6 +95,7 @@ def stage_views(runtime: Runtime, acceptance: dict[str, Any]) -> list[dict[str, 
                 "prefer": getattr(pool, "prefer", None) if pool is not None else None,
                 "endpoints": endpoints,
                 "acceptance": rates,
+                "canary": canaries[role.value].as_dict() if role.value in canaries else None,
             }
         )
     return views

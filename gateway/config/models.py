@@ -121,6 +121,17 @@ class TargetConfig(_Upstream):
         return self.upstream_model or self.name
 
 
+class CanaryConfig(_Frozen):
+    """A candidate version of an adapter tried on a share of the stage's calls
+    (``gateway/refinement/canary.py``, docs/adapters.md#canary)."""
+
+    model: str = Field(min_length=1, description="the candidate's LoRA name (e.g. cleaner@2), served by the adapter's endpoints")
+    share: float = Field(gt=0, le=1, description="share of the stage's calls (by prompt, sticky) sent to the candidate")
+    min_requests: int = Field(default=200, ge=10, description="verdicts each arm needs before the candidate is judged")
+    alpha: float = Field(default=0.001, gt=0, lt=0.5, description="one-sided p-value under which a worse candidate is rolled back")
+    auto_rollback: bool = Field(default=True, description="false: judge and report only; an operator rolls back")
+
+
 class AdapterConfig(_Upstream):
     """One LoRA specialist served by vLLM: ``model`` is the LoRA name vLLM lists."""
 
@@ -141,6 +152,7 @@ class AdapterConfig(_Upstream):
         default="none", description="the tier that takes traffic first; the other only when it is down or saturated"
     )
     max_inflight: int = Field(default=4, ge=1, description="requests in flight at which an endpoint counts as saturated")
+    canary: CanaryConfig | None = Field(default=None, description="a candidate version tried on a share of the calls")
 
     @model_validator(mode="after")
     def _known_tier_urls(self) -> AdapterConfig:

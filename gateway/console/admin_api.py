@@ -30,25 +30,34 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer (default 5)")
 
 
-def fetch_admin(url: str, path: str, key: str | None, expect: str, params: Mapping[str, str] | None = None, timeout_s: float = 5.0) -> dict[str, Any]:
-    """``GET {url}{path}`` with the admin key: the JSON object whose ``object`` is ``expect``."""
+def fetch_admin(
+    url: str,
+    path: str,
+    key: str | None,
+    expect: str | None,
+    params: Mapping[str, str] | None = None,
+    timeout_s: float = 5.0,
+    method: str = "GET",
+) -> dict[str, Any]:
+    """``{method} {url}{path}`` with the admin key: the JSON object whose ``object`` is ``expect``
+    (None: any JSON object)."""
     endpoint = url.rstrip("/").removesuffix("/v1") + path
     headers = {"authorization": f"Bearer {key}"} if key else {}
     try:
-        response = httpx.get(endpoint, params=params, headers=headers, timeout=timeout_s)
+        response = httpx.request(method, endpoint, params=params, headers=headers, timeout=timeout_s)
     except httpx.HTTPError as exc:
         raise AdminApiError(f"cannot reach the gateway at {endpoint}: {type(exc).__name__}: {exc}") from None
     if response.status_code in (401, 403):
         hint = "" if key else " (no key given: pass --key or set MPR_ADMIN_KEY)"
         raise AdminApiError(f"the gateway refused the admin key ({response.status_code}): {error_message(response)}{hint}", 2)
     if response.status_code != 200:
-        raise AdminApiError(f"GET {endpoint} answered {response.status_code}: {error_message(response)}")
+        raise AdminApiError(f"{method} {endpoint} answered {response.status_code}: {error_message(response)}")
     try:
         body = response.json()
     except ValueError:
-        raise AdminApiError(f"GET {endpoint} did not answer JSON (is this an MPR gateway?)") from None
-    if not isinstance(body, dict) or body.get("object") != expect:
-        raise AdminApiError(f"GET {endpoint} did not answer an {expect} object (is this an MPR gateway?)")
+        raise AdminApiError(f"{method} {endpoint} did not answer JSON (is this an MPR gateway?)") from None
+    if not isinstance(body, dict) or (expect is not None and body.get("object") != expect):
+        raise AdminApiError(f"{method} {endpoint} did not answer an {expect} object (is this an MPR gateway?)")
     return body
 
 

@@ -29,6 +29,11 @@ class FallbackStage:
         return f"fallback({stage_fingerprint(self.primary) if self.primary else '-'},{stage_fingerprint(self.standby)})"
 
     @property
+    def canary(self) -> object:
+        """The primary's canary (None: none)."""
+        return getattr(self.primary, "canary", None)
+
+    @property
     def config(self) -> object:
         """The primary's adapter config (span attributes name its model)."""
         return getattr(self.primary, "config", None)
@@ -42,4 +47,4 @@ class FallbackStage:
             return result
         log.info("stage %s failed (%s); the built-in %s answers", self.role.value, result.error, self.role.value)
         standby = await self.standby.run(text, headers)
-        return replace(standby, fallback_from=result.error, latency_ms=(time.perf_counter() - started) * 1000)
+        return replace(standby, fallback_from=result.error, latency_ms=(time.perf_counter() - started) * 1000, arm=result.arm)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 
 from gateway.config.models import RefinementConfig, Role
+from gateway.refinement.canary import Canary
 from gateway.refinement.cache_key import cache_key, gateway_version, settings_digest, stage_fingerprint
 from gateway.refinement.gate import GateDecision, decide
 from gateway.refinement.lexicon import Lexicon
@@ -58,7 +59,15 @@ class Refiner:
         self.telemetry = telemetry or default_telemetry()
         self.cache = cache
         self._fingerprints = {role: stage_fingerprint(backend) for role, backend in self.backends.items()}
+        self._canaries: dict[Role, Canary] = {
+            role: canary for role, backend in self.backends.items() if isinstance(canary := getattr(backend, "canary", None), Canary)
+        }
         self._settings = settings_digest(config, gateway_version())
+
+    @property
+    def canaries(self) -> dict[Role, Canary]:
+        """The stages trying a candidate version (:mod:`gateway.refinement.canary`)."""
+        return self._canaries
 
     def stages_for(self, requested: tuple[Role, ...] | None) -> tuple[Role, ...]:
         if requested is None:
@@ -111,7 +120,10 @@ class Refiner:
             if store is not None:
                 store.count("bypass")
             return await self._refine(text, roles, gate, started, headers)
-        key = cache_key(text, roles, use_gate, self._fingerprints, self._settings, current_partition())  # per tenant
+        fingerprints = self._fingerprints
+        if self._canaries:  # a rollback or promotion changes which version answers a prompt
+            fingerprints = {role: stage_fingerprint(backend) for role, backend in self.backends.items()}
+        key = cache_key(text, roles, use_gate, fingerprints, self._settings, current_partition())  # per tenant
         hit = await store.lookup(key, text, started)
         if hit is not None:
             return hit
@@ -132,6 +144,8 @@ class Refiner:
             results = await self._fan_out(text, roles, headers)
             with self.telemetry.merge_span():
                 merged = merge(text, results, keyed_refinement(self.config), self.vocabulary)
+            if self._canaries:
+                self._judge(results, merged)
         except asyncio.CancelledError:
             raise
         except Exception:  # a refinement bug must never fail the user's request
@@ -147,6 +161,18 @@ class Refiner:
             merged=merged,
             results=results,
         )
+
+    def _judge(self, results: dict[Role, StageResult], merged: MergeResult) -> None:
+        """Count each canaried stage's verdict on its arm (the canary may roll back)."""
+        for role, canary in self._canaries.items():
+            result = results.get(role)
+            verdict = merged.verdicts.get(role)
+            if result is None or result.arm is None or verdict is None:
+                continue
+            failed = result.error is not None or result.fallback_from is not None
+            outcome = "failed" if failed else "accepted" if verdict.accepted else "rejected"
+            canary.record(result.arm, outcome, result.latency_ms, verdict.drift)  # type: ignore[arg-type]
+            self.telemetry.metrics.canary_verdict(role.value, result.arm, outcome)
 
     async def _fan_out(self, text: str, roles: tuple[Role, ...], headers: dict[str, str] | None) -> dict[Role, StageResult]:
         """Start every stage at once; whatever is unfinished at the deadline is cancelled."""

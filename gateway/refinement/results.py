@@ -23,6 +23,8 @@ class StageResult:
     latency_ms: float = 0.0
     fallback_from: str | None = None
     """The adapter's error when the built-in cleaner answered in its place."""
+    arm: str | None = None
+    """``stable`` or ``candidate`` when the stage has a canary (:mod:`gateway.refinement.canary`)."""
 
 
 @dataclass(frozen=True, slots=True)

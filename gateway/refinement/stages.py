@@ -15,6 +15,7 @@ import aiohttp
 import msgspec
 
 from gateway.config.models import AdapterConfig, Role
+from gateway.refinement.canary import Canary
 from gateway.refinement.prompts import PromptTemplate
 from gateway.refinement.results import StageResult
 from gateway.telemetry import annotate_endpoint, annotate_response
@@ -77,8 +78,14 @@ class VllmStage:
         self.session = session
         self._timeout = aiohttp.ClientTimeout(total=config.timeout_s, sock_connect=config.connect_timeout_s)
         self._params: dict[str, Any] = {k: v for k, v in config.params.items() if k not in ("model", "messages", "stream")}
-        self.fingerprint = stage_version(config, template)
-        """This stage's version in the refinement cache's key."""
+        self._version = stage_version(config, template)
+        self.canary: Canary | None = None  # a candidate version on a share of the calls (set by the runtime)
+
+    @property
+    def fingerprint(self) -> str:
+        """This stage's version in the refinement cache's key (with its canary's state)."""
+        canary = self.canary
+        return self._version if canary is None else f"{self._version}|{canary.fingerprint}"
 
     def request_body(self, text: str, model: str | None = None) -> bytes:
         """The chat request; ``model``: the endpoint's own LoRA name (a registered worker), else the adapter's."""
@@ -92,13 +99,16 @@ class VllmStage:
         if endpoint is None:
             return StageResult(self.role, error="no_endpoint")
         annotate_endpoint(endpoint.url)  # server.address/port on the stage span (tracing on)
+        canary = self.canary
+        arm = canary.arm(text) if canary is not None else None
+        model = canary.model if arm == "candidate" and canary is not None else endpoint.model
         self.pool.acquire(endpoint)
         error: str | None = None
         output: str | None = None
         try:
             async with self.session.post(
                 endpoint.url + "/chat/completions",
-                data=self.request_body(text, endpoint.model),
+                data=self.request_body(text, model),
                 headers={"content-type": "application/json", **(headers or {})},
                 timeout=self._timeout,
             ) as response:
@@ -124,4 +134,4 @@ class VllmStage:
             self.pool.mark_success(endpoint)
         elif error.startswith("http_5"):
             self.pool.mark_failure(endpoint, error)
-        return StageResult(self.role, output=output, error=error, latency_ms=(time.perf_counter() - started) * 1000)
+        return StageResult(self.role, output=output, error=error, latency_ms=(time.perf_counter() - started) * 1000, arm=arm)

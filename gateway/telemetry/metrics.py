@@ -234,6 +234,11 @@ class Metrics:
             "Target call attempts, by target tried and outcome: ok, retried_status, retried_error, failed_over, exhausted",
             ("target", "outcome"),
         )
+        self.canary_verdicts = _Counter(
+            "mpr_canary_verdicts",
+            "Merge verdicts of a canaried stage, by stage, arm (stable, candidate) and outcome (accepted, rejected, failed)",
+            ("stage", "arm", "outcome"),
+        )
         self.tenant_tokens = _Counter(
             "mpr_tenant_tokens",
             "Tokens used, by key name (never the key), model, kind (prompt, completion) and stage (target or a refinement stage)",
@@ -277,6 +282,7 @@ class Metrics:
         yield self.shadow_refinements.family()
         yield self.target_attempts.family()
         yield self.refinement_cache_results.family()
+        yield self.canary_verdicts.family()
         yield self.tenant_tokens.family()
         yield self.tenant_requests.family()
         yield self.tenant_refusals.family()
@@ -337,6 +343,10 @@ class Metrics:
     def target_attempt(self, target: str, outcome: str) -> None:
         """One target call attempt and what followed it (see :mod:`gateway.upstream.retry`)."""
         self.target_attempts.inc((target, outcome))
+
+    def canary_verdict(self, stage: str, arm: str, outcome: str) -> None:
+        """One merge verdict of a canaried stage (:mod:`gateway.refinement.canary`)."""
+        self.canary_verdicts.inc((stage, arm, outcome))
 
     # -- exposition -----------------------------------------------------------------------
     def render(self) -> bytes:

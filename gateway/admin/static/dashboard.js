@@ -202,12 +202,20 @@
     return el("td", {}, el("span", { class: "rate" }, pct(r.acceptance_rate)), meter);
   }
 
+  function canaryNote(c) {
+    // a candidate version on a share of the calls: its acceptance next to the stable one's, and its state
+    const a = c.arms;
+    const text = `canary ${c.candidate} · ${pct(c.share)} · ${c.state.replace("_", " ")} · accepted ${pct(a.candidate.acceptance_rate)} vs ${pct(a.stable.acceptance_rate)}`;
+    return el("small", { class: "canary", "data-canary": c.state, title: c.reason || "" }, text);
+  }
+
   function renderStages(s) {
     const rows = s.stages.map((st) => {
       const a = st.acceptance;
       const up = st.kind === "builtin" ? "built-in" : `${st.endpoints.filter((e) => e.up).length} / ${st.endpoints.length}`;
+      const who = st.canary ? el("td", {}, st.role, canaryNote(st.canary)) : el("td", {}, st.role);
       return el("tr", { "data-stage": st.role },
-        el("td", {}, st.role), el("td", {}, st.kind), el("td", {}, up),
+        who, el("td", {}, st.kind), el("td", {}, up),
         rateCell(a.window),
         el("td", { class: "num" }, `${pct(a.since_start.acceptance_rate)} of ${a.since_start.accepted + a.since_start.rejected + a.since_start.failed}`),
         el("td", { class: "num" }, a.since_start.rejected), el("td", { class: "num" }, a.since_start.failed));
