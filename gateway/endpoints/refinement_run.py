@@ -16,7 +16,7 @@ from gateway.config.models import RefinementMode, TargetConfig
 from gateway.endpoints.shadow import ShadowRefinement
 from gateway.refinement.controls import RefineControls, resolve_mode
 from gateway.refinement.history import Presentation, turn_keys
-from gateway.refinement.pipeline import RefinementOutcome
+from gateway.refinement.results import RefinementOutcome
 from gateway.refinement.shadow import refinement_header, shadow_result
 from gateway.runtime import Runtime
 from gateway.tenants.meter import current_partition, keyed_controls, policy_capture

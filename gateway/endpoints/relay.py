@@ -25,7 +25,7 @@ from gateway.endpoints.refinement_run import OFF, RefinementRun
 from gateway.endpoints.shadow import ShadowRefinement
 from gateway.errors import GatewayError, MethodNotAllowed, NotFound, UpstreamUnreachable, sse_error_event
 from gateway.refinement.controls import RefineControls
-from gateway.refinement.pipeline import RefinementOutcome
+from gateway.refinement.results import RefinementOutcome
 from gateway.runtime import Runtime
 from gateway.sse import UsageFilter
 from gateway.telemetry import NULL_CALL

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.refinement.controls import RefineControls
-from gateway.refinement.pipeline import RefinementOutcome, Refiner
+from gateway.refinement.pipeline import Refiner
+from gateway.refinement.results import RefinementOutcome
 
 log = logging.getLogger("gateway.chat")
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from gateway.config.models import RefinementMode
 
 if TYPE_CHECKING:
-    from gateway.refinement.pipeline import RefinementOutcome
+    from gateway.refinement.results import RefinementOutcome
 
 SHADOW_PENDING = "shadow;pending"
 SHADOW_RESULTS = ("changed", "unchanged", "skipped", "failed")

@@ -23,7 +23,7 @@ from gateway.logs import AccessLog, JsonLineHandler
 from gateway.telemetry.logcontext import REQUEST_ID
 
 if TYPE_CHECKING:
-    from gateway.refinement.pipeline import RefinementOutcome
+    from gateway.refinement.results import RefinementOutcome
 
 LOGGER = "gateway.audit"
 MESSAGE = "refinement"

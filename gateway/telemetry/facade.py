@@ -36,7 +36,7 @@ from gateway.tenants.meter import policy_capture
 
 if TYPE_CHECKING:
     from gateway.config.models import Role, TargetConfig
-    from gateway.refinement.pipeline import RefinementOutcome
+    from gateway.refinement.results import RefinementOutcome
     from gateway.refinement.results import StageResult
 
 log = logging.getLogger("gateway.telemetry")

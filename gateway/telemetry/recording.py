@@ -9,7 +9,7 @@ from gateway.config.models import Role
 from gateway.telemetry.metrics import Metrics
 
 if TYPE_CHECKING:
-    from gateway.refinement.pipeline import RefinementOutcome
+    from gateway.refinement.results import RefinementOutcome
     from gateway.refinement.results import StageVerdict
 
 DESCRIPTION_OUTCOMES = ("accepted", "echo", "gibberish", "empty", "error")

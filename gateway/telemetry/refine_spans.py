@@ -23,7 +23,7 @@ from gateway.tenants.meter import policy_capture
 
 if TYPE_CHECKING:
     from gateway.config.models import Role
-    from gateway.refinement.pipeline import RefinementOutcome
+    from gateway.refinement.results import RefinementOutcome
     from gateway.refinement.results import StageResult
     from gateway.telemetry.facade import Telemetry
 
