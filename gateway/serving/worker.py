@@ -75,7 +75,7 @@ def run(config_path: str, host: str, port: int, early: list[int] | None = None) 
     """Serve until SIGTERM/SIGINT; 0 after a clean shutdown, 2 on a config error. ``early``: the
     SIGTERMs :func:`early_stop` recorded before the server ran."""
     from gateway.app import create_app
-    from gateway.cli import _graceful_server, _setup_logging, _uvicorn_config
+    from gateway.serving.server import graceful_server, setup_logging, uvicorn_config
     from gateway.config import ConfigError
     from gateway.config.source import load_source
     from gateway.telemetry.multiprocess import merged_registry
@@ -86,7 +86,7 @@ def run(config_path: str, host: str, port: int, early: list[int] | None = None) 
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    _setup_logging(config.telemetry.log_level)
+    setup_logging(config.telemetry.log_level)
     parent = os.getppid()
     app = create_app(
         config, source=source, config_path=config_path, reload_on_sighup=True, broadcast_reload=lambda: os.kill(parent, signal.SIGHUP)
@@ -101,8 +101,8 @@ def run(config_path: str, host: str, port: int, early: list[int] | None = None) 
 
     server_cfg = config.server
     sock = reuse_port_socket(host, port)
-    uvicorn_config = _uvicorn_config(app, host, port, server_cfg.shutdown_grace_s, config.telemetry.log_level)
-    server = _graceful_server(uvicorn_config, ref, server_cfg.drain_delay_s, _ticker(write, parent, early), repeated_sigterm_escalates=False)
+    server_config = uvicorn_config(app, host, port, server_cfg.shutdown_grace_s, config.telemetry.log_level)
+    server = graceful_server(server_config, ref, server_cfg.drain_delay_s, _ticker(write, parent, early), repeated_sigterm_escalates=False)
     try:
         server.run(sockets=[sock])
     finally:
