@@ -1,17 +1,13 @@
-"""Start ``mpr-gateway serve`` (the installed console script) as a subprocess on loopback."""
+"""The e2e tests' routes and gateway launcher: ``mpr-gateway serve`` (the installed console script)
+on loopback, through the one launcher of :mod:`tests.support.gateway_proc`."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-import yaml
-
 from tests.e2e.worker_proc import REPO, ROLES, console_script
+from tests.support.gateway_proc import GatewayProcess as SupportGatewayProcess
 
 
 def e2e_routes(worker_base_url: str, base_model: str, echo_base_url: str) -> dict[str, Any]:
@@ -38,51 +34,17 @@ def e2e_routes(worker_base_url: str, base_model: str, echo_base_url: str) -> dic
     }
 
 
-class GatewayProcess:
-    """``mpr-gateway serve --config FILE --host 127.0.0.1 --port P``; stopped with SIGTERM."""
+class GatewayProcess(SupportGatewayProcess):
+    """``mpr-gateway serve`` (the installed console script) on ``port``: the tests' one launcher
+    (:class:`tests.support.gateway_proc.GatewayProcess`) with the e2e tests' signature."""
 
     def __init__(self, routes: dict[str, Any], workdir: Path, port: int) -> None:
-        self.routes = routes
-        self.workdir = workdir
-        self.port = port
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / "gateway.log"
+        super().__init__(routes, workdir, port=port, command=[console_script("mpr-gateway")])
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def routes(self) -> dict[str, Any]:
+        return self.config
 
-    def start(self, timeout_s: float = 60.0) -> GatewayProcess:
-        config = self.workdir / "routes.yaml"
-        config.write_text(yaml.safe_dump(self.routes, sort_keys=False))
-        self.proc = subprocess.Popen(
-            [console_script("mpr-gateway"), "serve", "--config", str(config), "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "1"],
-            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, cwd=REPO, env=dict(os.environ))
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mpr-gateway exited with {self.proc.returncode}:\n{self.logs()[-4000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"mpr-gateway not healthy after {timeout_s:.0f}s:\n{self.logs()[-4000:]}")
-
-    def ready(self) -> tuple[int, dict[str, Any]]:
-        response = httpx.get(self.url + "/ready", timeout=5.0)
-        return response.status_code, response.json()
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+    def start(self, timeout_s: float = 60.0) -> GatewayProcess:  # type: ignore[override]
+        self.launch().wait_ready(timeout_s)
+        return self

@@ -60,12 +60,21 @@ def routes(target_url: str, adapter_url: str | None = None, **overrides: Any) ->
 class GatewayProcess:
     """``with GatewayProcess(config_tree, tmp_path) as gw:`` — ``gw.base_url`` ends in ``/v1``."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+        port: int | None = None,
+        command: list[str] | None = None,
+    ) -> None:
         self.config = config
+        self.command = command or [sys.executable, "-m", "gateway"]  # or the installed console script
         self.workers = workers  # ``serve --workers``; 1 (one process) unless a test asks for more
         self.workdir = workdir
         self.env = env or {}
-        self.port = free_port()
+        self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"gateway-{self.port}.log"
 
@@ -96,13 +105,18 @@ class GatewayProcess:
         path.write_text(yaml.safe_dump(self.config))
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)],
+            [*self.command, "serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**clean_env(), **self.env},
             cwd=REPO,
         )
         return self
+
+    def ready(self) -> tuple[int, dict[str, Any]]:
+        """``/ready``'s status and body."""
+        response = httpx.get(self.url + "/ready", timeout=5.0)
+        return response.status_code, response.json()
 
     def wait_ready(self, timeout_s: float = 30) -> GatewayProcess:
         """Wait until ``/health`` answers 200; raises with the log tail if the process died."""
