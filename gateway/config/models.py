@@ -183,7 +183,7 @@ class SkipGateConfig(_Frozen):
         default=8000, ge=1, description="longer prompts are forwarded unrefined (x-mpr-refinement says why)"
     )
     context_check: bool = Field(
-        default=True, description="refine known words that their neighbours say are mistyped (bigger tan the)"
+        default=True, description="refine known words the trigram language model says are mistyped (bigger tan the)"
     )
 
 

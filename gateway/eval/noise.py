@@ -3,8 +3,9 @@
 For a rate ``r > 0``, :func:`inject` puts ``max(1, round(r * n))`` typos into distinct eligible
 words (``n`` = the number of eligible words). A word is eligible when it is an ASCII alphabetic
 dictionary word standing on its own (not part of an identifier, file name or contraction), outside
-code (fences, backticks), quotes and URLs, not ALL-CAPS, and not capitalised unless it starts a
-sentence (so names are left alone). Each typo is one of :data:`KINDS`, picked uniformly among
+code (fences, backticks), quotes and URLs, and not ALL-CAPS. Capitalised words count: at a sentence
+start, and in Title Case inside one (titles in lists, names the dictionary knows: ``The Old Man``,
+``Nikola Tesla``) — real traffic mistypes them as often as any other word. Each typo is one of :data:`KINDS`, picked uniformly among
 those that apply to the word; the first letter keeps its case.
 """
 
@@ -98,8 +99,6 @@ def eligible_words(text: str, vocabulary: Container[str]) -> list[int]:
         word = match.group()
         start, end = match.span()
         if not (word.isascii() and word.isalpha()) or word.isupper() or not word[1:].islower() and len(word) > 1:
-            continue
-        if word[0].isupper() and not sentence_start(text, start):
             continue
         if any(s < end and start < e for s, e in protected):
             continue

@@ -51,6 +51,8 @@ def render(report: Mapping[str, Any]) -> str:
     lines += ["", *changed_section(report)]
     lines += ["", *latency_section(report)]
     lines += ["", *source_section(report)]
+    if "classes" in report:
+        lines += ["", *class_section(report)]
     lines += ["", *worst_section(report)]
     return "\n".join(lines) + "\n"
 
@@ -136,6 +138,23 @@ def source_section(report: Mapping[str, Any]) -> list[str]:
         )
     headers = ["source", "n", "clean skip", *(f"refine@{level}" for level in levels), "restored", "changed"]
     return ["By source", *table(headers, rows)]
+
+
+def class_section(report: Mapping[str, Any]) -> list[str]:
+    """Typo classes: restored by the cleaner, refined by the gate (prompts with only that class), worst examples."""
+    classes = report["classes"]
+    rows = [
+        [name, ratio(c["restored"], c["typos"], c["restored_rate"]), ratio(c["refined"], c["prompts"], c["refine_rate"])]
+        for name, c in classes.items()
+    ]
+    lines = ["Typo classes (gate: noisy prompts with only this class, clean text skipped)"]
+    lines += table(["class", "restored (cleaner)", "refined (gate)"], rows)
+    for name, c in classes.items():
+        for ex in c["skipped"]:
+            lines.append(f"  {name} skipped [{ex['id']} @{ex['noise']:g}] {', '.join(ex['typos'])}: {short(ex['text'], 80)}")
+        for ex in c["not_restored"]:
+            lines.append(f"  {name} not restored [{ex['id']} @{ex['noise']:g}] {ex['word']} → {ex['typo'] or '∅'} → {ex['output'] or '∅'}")
+    return lines
 
 
 def worst_section(report: Mapping[str, Any]) -> list[str]:

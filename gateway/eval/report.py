@@ -26,6 +26,12 @@ Keys (rates are shares in [0, 1], ``null`` when nothing was measured; noise leve
                       ``gate`` is the gate alone, in-process only (null over --url)
     sources           [{source, n, english, clean_skip_rate, refine_rate: {level: rate},
                         restored_rate, changed_rate}]
+    classes           {capitalised|real_word|deleted|non_word: {typos, restored, restored_rate,
+                       prompts, refined, refine_rate, skipped: [{id, noise, typos, text}],
+                       not_restored: [{id, noise, word, typo, output}]}}
+                      typo classes (:func:`typo_class`): the cleaner's restoration, and the gate's
+                      refine rate on noisy prompts whose typos are all of the class and whose
+                      clean text it skips; with the worst examples of each
     worst             {clean_refined: [{id, source, reason, tokens, text}],
                        noisy_skipped: [{id, source, noise, typos: [{word, typo, kind, category}], text}],
                        typos_not_restored: [{id, source, noise, word, typo, kind, category, output}],
@@ -40,6 +46,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 from gateway.eval.backends import EvalOutcome
+from gateway.eval.noise import WORD_DELETION, Typo
 from gateway.eval.prompts import Prompt
 from gateway.eval.runner import Sample
 from gateway.eval.score import CATEGORIES, DELETED, NON_WORD, REAL_WORD, Score, category, score
@@ -107,8 +114,51 @@ def build_report(
         "changed": changed(samples, scores, levels),
         "latency_ms": latencies(samples),
         "sources": source_table(samples, scores, levels),
+        "classes": class_figures(samples, scores, worst),
         "worst": worst_examples(samples, scores, worst),
     }
+
+
+CAPITALISED = "capitalised"
+CLASSES = (CAPITALISED, REAL_WORD, DELETED, NON_WORD)
+
+
+def typo_class(typo: Typo) -> str:
+    """``deleted`` (a whole word dropped), ``capitalised`` (a typo in a capitalised word: a sentence
+    start, a title, a name), else the typo's category (``real_word`` / ``non_word``)."""
+    if typo.kind == WORD_DELETION:
+        return DELETED
+    return CAPITALISED if typo.word[:1].isupper() else category(typo)
+
+
+def class_figures(samples: Sequence[Sample], scores: dict[int, Score], worst: int) -> dict[str, Any]:
+    """Per typo class: restored by the cleaner, caught by the gate, and the worst examples of both."""
+    clean_skipped = {s.prompt.id for s in at(samples, 0.0) if not s.gated.refine}
+    out: dict[str, Any] = {}
+    for cls in CLASSES:
+        typos = [(s, t) for s in samples if id(s) in scores for t in scores[id(s)].typos if typo_class(t.typo) == cls]
+        restored = sum(t.restored for _, t in typos)
+        only = [s for s in samples if s.rate > 0 and s.prompt.id in clean_skipped and s.typos
+                and all(typo_class(t) == cls for t in s.typos)]  # fmt: skip
+        refined = sum(1 for s in only if s.gated.refine)
+        missed = sorted((st for st in typos if not st[1].restored), key=lambda st: (st[0].rate, -len(st[1].typo.word), st[0].prompt.id))
+        out[cls] = {
+            "typos": len(typos),
+            "restored": restored,
+            "restored_rate": share(restored, len(typos)),
+            "prompts": len(only),
+            "refined": refined,
+            "refine_rate": share(refined, len(only)),
+            "skipped": [
+                {"id": s.prompt.id, "noise": s.rate, "typos": [f"{t.word}→{t.typo}" for t in s.typos], "text": s.text}
+                for s in _first_distinct((s for s in only if not s.gated.refine), lambda s: s.prompt.id, worst)
+            ],
+            "not_restored": [
+                {"id": s.prompt.id, "noise": s.rate, "word": t.typo.word, "typo": t.typo.typo, "output": t.output}
+                for s, t in _first_distinct(missed, lambda st: st[1].typo.word.lower(), worst)
+            ],
+        }
+    return out
 
 
 def distinct_outcomes(sample: Sample) -> list[EvalOutcome]:

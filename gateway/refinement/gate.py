@@ -1,4 +1,4 @@
-"""The skip gate: a CPU check (tens of microseconds) that lets a clean, fluent prompt skip refinement.
+"""The skip gate: a CPU check (about a tenth of a millisecond) that lets a clean, fluent prompt skip refinement.
 
 Decisions, in order (``reason`` is shown in ``x-mpr-refinement`` and counted in metrics):
 
@@ -7,11 +7,13 @@ Decisions, in order (``reason`` is shown in ``x-mpr-refinement`` and counted in 
   code inside prose (fences, backticks, code-like lines) is left out and the prose is judged;
 * ``non_english``: another language is skipped (an English cleaner would damage it);
 * ``unknown_words``: words not in the lexicon (typos) refine. Not counted as unknown: names (a
-  capitalised word inside a sentence, or one starting a sentence unless it is a near miss of a
-  common word: ``Teh``, ``Hwo``), words with non-English letters, and everything
-  :mod:`gateway.refinement.tokens` leaves alone (code, mentions, URLs, acronyms, numbers);
-* ``real_word``: a known word that its neighbours say is another word mistyped (``bigger tan
-  the``; :mod:`gateway.refinement.context`);
+  capitalised word, unless it is one keyboard slip from a common word or a known name —
+  ``Frnace``, ``Odl``, ``Nikloa`` — or, starting a sentence, from a word that reads better there
+  than a name: ``Teh``, ``Wrtie``), technical vocabulary (``pytest``), words with non-English
+  letters, and everything :mod:`gateway.refinement.tokens` leaves alone (code, mentions, URLs,
+  acronyms, numbers);
+* ``real_word``: a known word that the trigram model says is another word mistyped (``bigger tan
+  the``, ``Hell me``; :mod:`gateway.refinement.context`);
 * ``doubled_word`` (``the the``) refines; otherwise ``clean`` skips.
 
 ``tokens`` lists what drove a refine decision (``/v1/refine`` shows them).
@@ -22,14 +24,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.config.models import SkipGateConfig
-from gateway.refinement.context import real_word_errors
-from gateway.refinement.keyboard import slips
+from gateway.refinement.context import reads_as_word, real_word_errors
+from gateway.refinement.keyboard import QWERTY_NEIGHBOURS, slips
 from gateway.refinement.language import FUNCTION_WORDS, looks_non_english
 from gateway.refinement.lexicon import NEAR_MISS_GAP, Lexicon
 from gateway.refinement.tokens import ABBREVIATIONS, Word, scan
 
-NAME_NEAR_MISS_ZIPF = 4.5
-"""A capitalised unknown word starting a sentence is a typo only next to a word this common."""
+NAME_NEAR_MISS_ZIPF = 3.5
+"""A capitalised unknown word inside a sentence is a typo only one keyboard slip from a word this common."""
+SOFT_NAME_GAP = 3.5
+"""A capitalised word wordfreq knows as a likely misspelling (``Odl``, but also ``Ibn``, ``Ahn``) is a
+typo inside a sentence only one slip from a word this much (log10) more frequent (``old``, 5.8)."""
+KNOWN_NAME_ZIPF = 3.0
+"""...or one slip from a word or name this frequent (``Nikloa``: ``Nikola``, 3.0), which an unknown
+name almost never is."""
+SENTENCE_START_SLIP_ZIPF = 3.5
+"""A capitalised unknown word starting a sentence is a typo one keyboard slip from a word this common
+(``Wrtie``, ``Explian``) that reads better there than a name: sentences start with common words
+far more often than with names."""
 SOFT_WORD_ZIPF = 2.5
 """A word wordfreq knows that looks like a misspelling counts as a word from this frequency on,
 unless a common word it resembles fits its context; below it, it is a typo (``boks``, ``dafa``)."""
@@ -39,6 +51,7 @@ NAME_PARTICLES = frozenset(
     "al bin ibn da das de dei del della der di do dos du el la las le les los op ten ter van von wa y zu".split()
 )
 """Lower-case words that join the parts of names in many languages."""
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 MIN_PROSE_WORDS = 3
 """A prompt with code and fewer prose words than this is code."""
 _DOUBLE_OK = frozenset({"that", "had", "is", "bye", "very", "no", "not", "so", "ha", "knock", "bla", "blah"})
@@ -109,10 +122,13 @@ def unknown_words(words: tuple[Word, ...], lexicon: Lexicon) -> list[Word]:
             if lower in ABBREVIATIONS or (len(lower) <= 2 and not _slip_of(lower, lexicon, FUNCTION_WORDS)):
                 continue  # Dr, Sb, Fe: abbreviations and symbols (but Fi, Ym: If, My mistyped)
             if not word.sentence_start:
-                if soft or not _slip_of_common(lower, lexicon):
-                    continue  # a name inside a sentence (Benni, Sadio), unless one slip from a common word (Frnace)
-            elif (soft or not lexicon.neighbours(lower)) and not _fits_as_common(lower, words, i, lexicon):
-                continue  # a name starting a sentence: Noor (wordfreq knows it; "door" does not fit), Oluwaseun
+                if not (_slip_of_common(lower, lexicon, soft + SOFT_NAME_GAP if soft else NAME_NEAR_MISS_ZIPF)
+                        or (not soft and slip_of_known(lower, lexicon))):  # fmt: skip
+                    continue  # a name inside a sentence (Benni, Sadio), unless one slip from a common word or a known name (Frnace, Nikloa)
+            elif not _starts_as_common(lower, words, i, lexicon) and (
+                (soft or not lexicon.neighbours(lower)) and not _fits_as_common(lower, words, i, lexicon)
+            ):
+                continue  # a name starting a sentence: Noor (wordfreq knows it; "door" does not fit), Oluwaseun, Dev
         elif _name_particle(words, i):
             continue  # de la Cruz, van Rossum, Ngũgĩ wa Thiong'o
         elif soft >= SOFT_WORD_ZIPF and not _fits_as_common(lower, words, i, lexicon, SOFT_WORD_GAP):
@@ -154,15 +170,48 @@ def _name_particle(words: tuple[Word, ...], i: int) -> bool:
     return before.lower in NAME_PARTICLES and i >= 2 and words[i - 2].text[0].isupper()
 
 
-def _slip_of_common(lower: str, lexicon: Lexicon) -> bool:
+def _starts_as_common(lower: str, words: tuple[Word, ...], i: int, lexicon: Lexicon) -> bool:
+    """Whether an unknown capitalised word starting a sentence is a common word mistyped: one keyboard
+    slip from it, and that word reads better there than a name would (``Wrtie a``, ``Wiman who``;
+    not ``Dev has``)."""
+    for candidate in lexicon.neighbours(lower):
+        if lexicon.table.zipf(candidate) < SENTENCE_START_SLIP_ZIPF:
+            break
+        if lower in slips(candidate) and reads_as_word(candidate, words, i):
+            return True
+    known = slip_of_known(lower, lexicon)  # a rarer word (zipf 3.0–3.5) or a known name
+    return known is not None and reads_as_word(known, words, i)
+
+
+def _slip_of_common(lower: str, lexicon: Lexicon, min_zipf: float = NAME_NEAR_MISS_ZIPF) -> bool:
     """Whether ``lower`` is one keyboard slip (:mod:`gateway.refinement.keyboard`) from a far more
     common word: ``frnace`` (France, two letters swapped), not ``sadio`` (radio: r and s are far apart)."""
     for candidate in lexicon.neighbours(lower):
-        if lexicon.table.zipf(candidate) < NAME_NEAR_MISS_ZIPF:
+        if lexicon.table.zipf(candidate) < min_zipf:
             break
         if lower in slips(candidate):
             return True
     return False
+
+
+def slip_of_known(lower: str, lexicon: Lexicon, min_zipf: float = KNOWN_NAME_ZIPF) -> str | None:
+    """The word (or name) at least ``min_zipf`` frequent of which ``lower`` is one keyboard slip
+    (:func:`gateway.refinement.keyboard.slips`, inverted): ``nikloa`` → ``nikola``; ``None`` if none."""
+    if len(lower) < 4:
+        return None
+    zipf = lexicon.table.zipf
+    n = len(lower)
+    tried: list[str] = [lower[:i] + lower[i + 1] + lower[i] + lower[i + 2 :] for i in range(n - 1)]  # swapped back
+    tried += [lower[:i] + lower[i + 1 :] for i in range(n)]  # a doubled or extra key taken out
+    for i in range(n):
+        near = QWERTY_NEIGHBOURS.get(lower[i], "")
+        tried += [lower[:i] + key + lower[i + 1 :] for key in near]  # a neighbouring key put right
+        if i:
+            tried += [lower[:i] + c + lower[i:] for c in _LETTERS]  # a dropped letter put back
+    for candidate in tried:
+        if candidate != lower and zipf(candidate) >= min_zipf and lower in slips(candidate):
+            return candidate
+    return None
 
 
 def _slip_of(lower: str, lexicon: Lexicon, among: frozenset[str]) -> bool:

@@ -45,3 +45,25 @@ def slips(intended: str) -> dict[str, float]:
 def channel(typo: str, intended: str) -> float:
     """P(``typo`` | ``intended``): the keyboard model for one slip, a small floor for other edits."""
     return slips(intended).get(typo, OTHER_EDIT)
+
+
+def is_slip(typo: str, intended: str) -> bool:
+    """Whether ``typo`` is one slip of the finger from ``intended`` (the slips of :func:`slips`,
+    tested directly: no table is built)."""
+    n, m = len(intended), len(typo)
+    if m == n:
+        diff = [i for i in range(n) if typo[i] != intended[i]]
+        if len(diff) == 1:
+            return typo[diff[0]] in QWERTY_NEIGHBOURS.get(intended[diff[0]], "")  # a neighbouring key instead
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and typo[diff[0]] == intended[diff[1]] and typo[diff[1]] == intended[diff[0]]
+    if m == n - 1:  # a letter dropped
+        return any(intended[:i] + intended[i + 1 :] == typo for i in range(n))
+    if m == n + 1:  # a key pressed as well: the same letter again, or a neighbour of the letter before or after it
+        for i in range(m):
+            if typo[:i] + typo[i + 1 :] == intended:
+                extra = typo[i]
+                near = (intended[i - 1] if i > 0 else "") + (intended[i] if i < n else "")
+                if any(extra == c or extra in QWERTY_NEIGHBOURS.get(c, "") for c in near):
+                    return True
+        return False
+    return False

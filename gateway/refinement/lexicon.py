@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from importlib import resources
 
+from gateway.refinement import technical
 from gateway.refinement.cache import cache_key, cached
 
 UNIGRAM_FILE = "frequency_dictionary_en_82_765.txt"
@@ -47,6 +48,9 @@ TWO_LETTER_WORDS = frozenset(
 )
 """Two-letter words English prose uses. wordfreq also ranks many that are other languages' words
 or typos (``ni``, ``si``, ``te``), which a typo of ``in``, ``is``, ``the`` lands on."""
+VERY_COMMON_ZIPF = 5.5
+"""Words this common (``was``, ``the``) are mistyped so often that a technical word one slip from them
+(``aws``) is taken for the typo."""
 PART_ZIPF = 3.0
 """Each part of a compound (``back``+``end``) or an affixed stem must be at least this frequent."""
 FOREIGN_LANGUAGES = ("fr", "es", "de", "it", "pt", "nl", "pl", "sv", "tr", "id", "vi", "ro", "cs", "da", "nb", "fi",
@@ -280,7 +284,20 @@ def vocabulary() -> tuple[dict[str, float], dict[str, float]]:
     for word in list(words):
         if not word.isascii():
             words.setdefault(fold(word), words[word])
+    for word in technical.TECHNICAL_WORDS:  # pytest, kubectl, rebase: words, whatever web text says
+        if word in words or not _slip_of_very_common(word, index, everything):
+            words[word] = max(words.get(word, 0.0), technical.TECHNICAL_ZIPF)
+            near_misses.pop(word, None)
     return words, near_misses
+
+
+def _slip_of_very_common(word: str, index: dict[str, tuple[str, ...]], freq: dict[str, float]) -> bool:
+    """Whether ``word`` is one keyboard slip from a very common word (``aws``: ``was``): as a typo it
+    is far likelier than as the name it also is, so it is not taken as a word."""
+    from gateway.refinement.keyboard import slips
+
+    near = set(index.get(word, ())) | {c for key in deletes(word) for c in index.get(key, ())}
+    return any(freq.get(c, 0.0) >= VERY_COMMON_ZIPF and word in slips(c) for c in near if c != word)
 
 
 def _has_frequent_neighbour(word: str, zipf: float, index: dict[str, tuple[str, ...]], freq: dict[str, float]) -> bool:
@@ -326,5 +343,5 @@ def build_lexicon() -> Lexicon:
 @lru_cache(maxsize=1)
 def lexicon() -> Lexicon:
     """The process's lexicon: from the on-disk cache (≈0.1 s), else built (≈2.5 s) and cached."""
-    key = cache_key(("wordfreq", "symspellpy"), (__file__,))
+    key = cache_key(("wordfreq", "symspellpy"), (__file__, technical.__file__))
     return cached("lexicon", key, build_lexicon, Lexicon)

@@ -6,11 +6,14 @@ prompt in another language, and it keeps the writer's spelling variety (US and U
 both in the lexicon, so neither is "corrected" into the other).
 
 * A word not in the lexicon is replaced by the candidate (symspellpy, edit distance ≤ 2) with the
-  best noisy-channel score: the candidate's frequency, how likely the typo is as a keyboard slip
-  from it (swap, dropped or doubled letter, neighbouring key), and how well it fits between its
-  neighbours (word bigrams). ``ofr the`` becomes ``for the``, not ``of the``.
+  best noisy-channel score: the probability of the sentence around it with the candidate in its
+  place (CMU's trigram model, :mod:`gateway.refinement.ngram`: the candidate and the two words
+  after it, given the two before it) × how likely the typo is as a keyboard slip from it (swap,
+  dropped or doubled letter, neighbouring key). ``ofr the`` becomes ``for the``, not ``of the``;
+  ``captial of frane`` becomes ``capital of France``, not ``frame``.
 * A known word is replaced only when its context says it is another common word mistyped
-  (``bigger tan the`` → ``than``; :mod:`gateway.refinement.context`).
+  (``bigger tan the`` → ``than``; :mod:`gateway.refinement.context`), judged after the non-word
+  fixes, every word tried.
 """
 
 from __future__ import annotations
@@ -24,21 +27,27 @@ from typing import Any
 
 from gateway.config.models import Role
 from gateway.refinement.cache import cache_key, cached
-from gateway.refinement.context import real_word_errors
+from gateway.refinement.context import histories, real_word_errors
 from gateway.refinement.gate import unknown_words
 from gateway.refinement.keyboard import channel
 from gateway.refinement.language import looks_non_english
 from gateway.refinement.lexicon import Lexicon, lexicon, vocabulary
+from gateway.refinement.ngram import TrigramModel, trigram_model
 from gateway.refinement.results import StageResult
 from gateway.refinement.tokens import Word, scan
 
 CANDIDATE_MIN_ZIPF = 1.5
 """Words rarer than this are not offered as corrections."""
-CONTEXT_WEIGHT = 0.5
-"""How much the neighbours count against the word's own frequency (the bigram table is partial:
-it lacks many pairs with names, such as ``of France``)."""
-BACKOFF = math.log10(0.4)
-"""Stupid back-off: an unseen word pair scores 0.4 × the unigram probability."""
+REAL_WORD_GAIN = 3.25
+"""A known word is replaced when another word one edit away makes its context this much (log10)
+more likely — every word is tried (the gate tries the least likely few, at a higher bar)..."""
+REAL_WORD_WIDTH = 20
+"""...with this many alternatives each (the gate: six)..."""
+NUMBER_MARGIN = 1.0
+"""...the same word in the singular or plural (``journey`` for ``journeys``) needs this much more..."""
+SLIP_BONUS = 0.75
+"""...and a word of which the typo is one keyboard slip (``muse``: ``mouse`` with a letter dropped)
+this much less: fingers slip more often than they pick another word."""
 MENTIONED_AFTER = frozenset({"vs", "versus", "word", "term", "spelling", "spelled", "spelt", "spell", "misspelled", "misspelling"})
 """A word right after one of these is discussed, not used (``the word teh``, ``spell recieve``)."""
 MENTIONED_BEFORE = frozenset({"vs", "versus"})
@@ -60,8 +69,9 @@ def _symspell() -> Any:
     from symspellpy import SymSpell
 
     from gateway.refinement import lexicon as lexicon_module
+    from gateway.refinement import technical
 
-    key = cache_key(("wordfreq", "symspellpy"), (lexicon_module.__file__, __file__))
+    key = cache_key(("wordfreq", "symspellpy"), (lexicon_module.__file__, technical.__file__, __file__))
     return cached("speller", key, _build_symspell, SymSpell)
 
 
@@ -81,29 +91,34 @@ class SpellingCleaner:
 
     role = Role.CLEANER
 
-    def __init__(self, words: Lexicon | None = None) -> None:
+    def __init__(self, words: Lexicon | None = None, model: TrigramModel | None = None) -> None:
         self._lexicon = words or lexicon()
         self._speller = _symspell()
+        self._model = model or trigram_model()
 
     def corrections(self, text: str) -> list[Correction]:
         """The fixes for ``text`` (empty for a clean prompt, code, or another language)."""
         found = scan(text)
-        words = found.words
+        words = list(found.words)
         if not words:
             return []
-        typos = [w for w in unknown_words(words, self._lexicon)]
-        if typos and looks_non_english(words, self._lexicon):
+        typos = [w for w in unknown_words(found.words, self._lexicon)]
+        if typos and looks_non_english(found.words, self._lexicon):
             return []
         fixes: dict[int, Correction] = {}
         index = {w.start: i for i, w in enumerate(words)}
-        for word in typos:
+        for word in typos:  # left to right: a fixed word is the next one's context (``captial of frane``)
             i = index[word.start]
             if _mentioned(words, i):
                 continue
             best = self._best_candidate(word, words, i)
             if best is not None:
                 fixes[i] = Correction(word.start, word.text, _with_case(best, word.text), "non_word")
-        for i, candidate in real_word_errors(words, self._lexicon):
+                words[i] = word._replace(lower=best)
+        found = real_word_errors(
+            words, self._lexicon, self._model, len(words), REAL_WORD_GAIN, REAL_WORD_WIDTH, NUMBER_MARGIN, SLIP_BONUS
+        )
+        for i, candidate in found:
             if i not in fixes and not _mentioned(words, i):
                 word = words[i]
                 fixes[i] = Correction(word.start, word.text, _with_case(candidate, word.text), "real_word")
@@ -127,30 +142,31 @@ class SpellingCleaner:
         suggestions = self._speller.lookup(lower, Verbosity.ALL, max_edit_distance=2 if len(lower) > 4 else 1)
         if not suggestions:
             return None
-        prev = words[i - 1].lower if i > 0 and not word.after_break else None
-        nxt = words[i + 1].lower if i + 1 < len(words) and not words[i + 1].after_break else None
+        context = histories(words)[i]
+        follows = i + 1 < len(words) and not words[i + 1].after_break
+        nxt = words[i + 1].lower if follows else None
+        nxt2 = words[i + 2].lower if follows and i + 2 < len(words) and not words[i + 2].after_break else None
         best, best_score = None, -math.inf
         for suggestion in suggestions:
             candidate = suggestion.term
-            score = self.fit(prev, candidate, nxt) + math.log10(channel(lower, candidate))
+            score = self.fit(candidate, context, nxt, nxt2) + math.log10(channel(lower, candidate))
             if score > best_score:
                 best, best_score = candidate, score
         return best
 
-    def fit(self, prev: str | None, word: str, nxt: str | None) -> float:
-        """log10 of how likely ``word`` is between ``prev`` and ``nxt``: its unigram probability,
-        raised by ``CONTEXT_WEIGHT`` × the log ratio a back-off bigram model gives each seen pair."""
-        zipf = self._lexicon.table.zipf
-        bigram = self._lexicon.bigram
-        own = zipf(word) or 1.0
-        score = own - 9.0
-        if prev is not None:
-            pair = bigram(prev, word)
-            # log P(word | prev) - log P(word): with a seen pair, count(prev word) / count(prev) / P(word)
-            score += CONTEXT_WEIGHT * ((pair - (zipf(prev) or 1.0)) - (own - 9.0) if pair else BACKOFF)
+    def fit(self, word: str, context: tuple[str | None, str | None], nxt: str | None, nxt2: str | None) -> float:
+        """log10 P of ``word`` and the two words after it, given the two before it (the trigram
+        model; a word the model lacks gets the lexicon's frequency, and the model backs off)."""
+        model = self._model
+        prev, prev2 = context
+        if model.knows(word):
+            score = model.logprob(word, prev, prev2)
+        else:
+            score = (self._lexicon.table.zipf(word) or 1.0) - 9.0
         if nxt is not None:
-            pair = bigram(word, nxt)
-            score += CONTEXT_WEIGHT * ((pair - own) - ((zipf(nxt) or 1.0) - 9.0) if pair else BACKOFF)
+            score += model.logprob(nxt, word, prev)
+            if nxt2 is not None:
+                score += model.logprob(nxt2, nxt, word)
         return score
 
     async def run(self, text: str, headers: dict[str, str] | None = None) -> StageResult:

@@ -18,7 +18,7 @@ from tests.eval.conftest import PROMPTS
 
 TOP_KEYS = {
     "backend", "stages", "seed", "noise_levels", "prompts", "english_prompts", "refinements", "elapsed_s",
-    "clean", "noise", "restoration", "changed", "latency_ms", "sources", "worst",
+    "clean", "noise", "restoration", "changed", "latency_ms", "sources", "classes", "worst",
 }  # fmt: skip
 
 

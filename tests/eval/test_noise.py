@@ -44,12 +44,13 @@ def eligible_texts(text: str) -> list[str]:
 
 def test_protected_words_are_never_eligible() -> None:
     found = eligible_texts(PROTECTED)
-    for word in ("Marie", "Curie", "quick", "brown", "fox", "lazy", "dog", "curly", "words", "double", "inline",
+    for word in ("quick", "brown", "fox", "lazy", "dog", "curly", "words", "double", "inline",
                  "code", "here", "example", "com", "some", "path", "www", "page", "bob", "NASA", "FBI",
                  "my", "var", "file", "txt", "e", "g", "don't", "print", "value"):  # fmt: skip
         assert word not in found, word
-    # plain lower-case words, and a capitalised word that starts a sentence, are eligible
-    assert {"the", "about", "and", "with", "or", "mail", "now", "use", "sample", "know", "Ask", "We"} <= set(found)
+    # plain lower-case words, a capitalised word that starts a sentence, and Title Case words the
+    # dictionary knows (names too: real traffic mistypes them) are eligible
+    assert {"the", "about", "and", "with", "or", "mail", "now", "use", "sample", "know", "Ask", "We", "Marie"} <= set(found)
 
 
 def test_injection_never_touches_protected_words() -> None:
@@ -59,16 +60,17 @@ def test_injection_never_touches_protected_words() -> None:
         noisy = noisy_version(PROTECTED, "p", 0.5, seed, VOCAB)
         assert {t.index for t in noisy.typos} <= eligible
         for keep in ('"quick brown fox"', "'lazy dog'", "`inline code here`", "https://example.com/some/path",
-                     "Marie Curie", "NASA", "FBI", "my_var", "file.txt", "```\nprint the value\n```"):  # fmt: skip
+                     "NASA", "FBI", "my_var", "file.txt", "```\nprint the value\n```"):  # fmt: skip
             assert keep in noisy.text, (seed, keep)
         assert all(clean_words[t.index] == t.word for t in noisy.typos)
 
 
-def test_capitalised_word_only_at_a_sentence_start() -> None:
-    text = "Paris is nice. Then we met Rose and Rose said hi.\nSure thing! Really? Yes"
+def test_capitalised_words_at_a_sentence_start_and_in_title_case() -> None:
+    text = "Paris is nice. Then we met Rose and Rose said hi.\nSure thing! Really? Yes, The Old Man and the Sea"
     found = eligible_texts(text)
-    assert found.count("Rose") == 0
-    assert {"Paris", "Then", "Sure", "Really", "Yes"} <= set(found)
+    assert found.count("Rose") == 2
+    assert {"Paris", "Then", "Sure", "Really", "Yes", "Old", "Man", "Sea"} <= set(found)
+    assert "McDonald" not in eligible_texts("We ate at McDonald today.")  # not Title Case: left alone
 
 
 def test_non_dictionary_and_non_ascii_words_are_not_eligible() -> None:
@@ -101,7 +103,7 @@ def test_typo_count_edges() -> None:
     assert typo_count(0.01, 10) == 1
     assert typo_count(0.5, 0) == 0
     assert typo_count(1.0, 3) == 3
-    assert noisy_version("ONLY SHOUTING HERE, Bob", "k", 0.5, 1, VOCAB).typos == ()
+    assert noisy_version("ONLY SHOUTING HERE, BOB", "k", 0.5, 1, VOCAB).typos == ()
     assert noisy_version("the text", "k", 0.0, 1, VOCAB).text == "the text"
 
 

@@ -1,9 +1,11 @@
 """The repo's eval set (``eval/prompts``) through ``mpr-gateway eval``: a benchmark-style check.
 
 It prints the report (shown in the test run's output) and checks the quality targets of the
-skip gate and the built-in cleaner. Two targets are not met with the CPU resources the gate
-uses (see docs/refinement.md, "Measured"): for them the check is a floor that catches
-regressions, below the goal — they are named as such.
+skip gate and the built-in cleaner (issues #10 and #21). One target is not met (see
+docs/refinement.md, "Measured"): noisy prompts refined — whole-word deletions, which the trigram
+model does not tell from fluent text, are most of what the gate misses. For it, and for the typo
+classes reported on their own, the check is a floor under today's figures that catches
+regressions — named as such.
 """
 
 from __future__ import annotations
@@ -19,11 +21,17 @@ from gateway.eval.render import render
 REPO_SET = Path(__file__).resolve().parents[2] / "eval" / "prompts"
 
 CLEAN_SKIP_GOAL = 0.95
-NON_WORD_RESTORED_GOAL = 0.85
+NON_WORD_RESTORED_GOAL = 0.90
+REAL_WORD_RESTORED_GOAL = 0.50
 CHANGED_GOAL = 0.003
-# Not met (goals 0.95 and 0.50): regression floors under today's figures.
-NOISY_REFINED_FLOOR = 0.80
-REAL_WORD_RESTORED_FLOOR = 0.12
+# Not met (goal 0.95): a regression floor under today's figure (85.7%).
+NOISY_REFINED_FLOOR = 0.83
+# Typo classes (no goal of their own): floors under today's figures.
+CLASS_FLOORS = {  # class: (restored by the cleaner, refined by the gate)
+    "capitalised": (0.72, 0.77),
+    "real_word": (0.50, 0.42),
+    "non_word": (0.93, 0.95),
+}
 
 
 def run_eval(capsys: pytest.CaptureFixture[str]) -> dict:  # type: ignore[type-arg]
@@ -47,4 +55,7 @@ def test_repo_set_meets_the_quality_targets(capsys: pytest.CaptureFixture[str]) 
 
     assert data["noise"]["0.1"]["refine_rate"] >= NOISY_REFINED_FLOOR
     assert data["noise"]["0.1"]["refine_rate_clean_skipped"] >= NOISY_REFINED_FLOOR
-    assert data["restoration"]["real_word"]["rate"] >= REAL_WORD_RESTORED_FLOOR
+    assert data["restoration"]["real_word"]["rate"] >= REAL_WORD_RESTORED_GOAL
+    for name, (restored, refined) in CLASS_FLOORS.items():
+        figures = data["classes"][name]
+        assert figures["restored_rate"] >= restored and figures["refine_rate"] >= refined, (name, figures)

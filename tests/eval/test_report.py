@@ -129,3 +129,34 @@ def test_http_response_parsing() -> None:
     assert (bypassed.refine, bypassed.reason) == (True, BYPASSED)
     older = outcome_from_json({"refined": "x", "gate": {"refine": False, "reason": "clean"}})
     assert (older.refine, older.tokens) == (False, ())
+
+
+def test_typo_classes() -> None:
+    from gateway.eval.noise import Typo
+    from gateway.eval.render import class_section
+    from gateway.eval.report import CAPITALISED, class_figures, typo_class
+    from gateway.eval.runner import Sample
+    from gateway.eval.score import score
+
+    assert typo_class(Typo(0, "Tell", "Hell", "real_word", True)) == CAPITALISED
+    assert typo_class(Typo(0, "of", "", "word_deletion", False)) == "deleted"
+    assert typo_class(Typo(0, "than", "tan", "real_word", True)) == "real_word"
+    assert typo_class(Typo(0, "than", "thna", "swap", False)) == "non_word"
+
+    clean_text = "Tell me a bio of Nikola Tesla."
+    clean = EvalOutcome(False, "clean", clean_text, gate_ms=0.1)
+    p = Prompt("b1", clean_text, "bio")
+    cap = Sample(p, 0.1, "Tell me a bio of Nikloa Tesla.", (Typo(5, "Nikola", "Nikloa", "swap", False),),
+                 EvalOutcome(False, "clean", "Tell me a bio of Nikloa Tesla."), EvalOutcome(True, BYPASSED, clean_text))  # fmt: skip
+    dele = Sample(p, 0.2, "Tell me a bio Nikola Tesla.", (Typo(4, "of", "", "word_deletion", False),),
+                  EvalOutcome(False, "clean", "Tell me a bio Nikola Tesla."), EvalOutcome(True, BYPASSED, "Tell me a bio Nikola Tesla."))  # fmt: skip
+    samples = [Sample(p, 0.0, clean_text, (), clean, EvalOutcome(True, BYPASSED, clean_text)), cap, dele]
+    scores = {id(s): score(p.text, s.bypassed.refined, s.typos) for s in samples if s.bypassed is not None}
+    figures = class_figures(samples, scores, 3)
+    assert (figures[CAPITALISED]["typos"], figures[CAPITALISED]["restored"], figures[CAPITALISED]["refine_rate"]) == (1, 1, 0.0)
+    assert figures[CAPITALISED]["skipped"][0]["typos"] == ["Nikola→Nikloa"]
+    assert (figures["deleted"]["restored_rate"], figures["deleted"]["prompts"]) == (0.0, 1)
+    assert figures["deleted"]["not_restored"][0]["word"] == "of"
+    assert figures["real_word"]["typos"] == 0 and figures["real_word"]["restored_rate"] is None
+    text = "\n".join(class_section({"classes": figures}))
+    assert "capitalised" in text and "Nikola→Nikloa" in text and "of → ∅ → ∅" in text

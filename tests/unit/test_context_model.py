@@ -1,0 +1,126 @@
+"""CMU's trigram model and what the gate and the cleaner do with it: real-word typos, capitalised
+words (sentence starts, titles, names), technical vocabulary, candidates ranked by the sentence."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config.models import SkipGateConfig
+from gateway.refinement.context import alternatives, number, reads_as_word, real_word_errors, variant
+from gateway.refinement.gate import decide, slip_of_known
+from gateway.refinement.lexicon import lexicon
+from gateway.refinement.ngram import LOG10_PER_UNIT, OOV_LOG10, START, trigram_model
+from gateway.refinement.spelling import SpellingCleaner
+from gateway.refinement.technical import TECHNICAL_WORDS
+from gateway.refinement.tokens import scan
+
+LEXICON = lexicon()
+MODEL = trigram_model()
+CONFIG = SkipGateConfig()
+
+
+def sequence(words: list[str], prev: str | None = None) -> float:
+    """log10 P of ``words`` in a row after ``prev``."""
+    total, prev2 = 0.0, None
+    for word in words:
+        total += MODEL.logprob(word, prev, prev2)
+        prev2, prev = prev, word
+    return total
+
+
+def test_the_model_ranks_the_right_sentence_first() -> None:
+    # pairs a bigram table cannot separate (issue #21)
+    assert sequence(["smaller", "than", "the"]) > sequence(["smaller", "tan", "the"]) + 2
+    assert sequence(["chased", "the", "mouse"]) > sequence(["chased", "the", "muse"])
+    assert sequence(["his", "father"], START) > sequence(["bis", "father"], START) + 2
+    assert MODEL.logprob("france", "of", "capital") > MODEL.logprob("frame", "of", "capital") + 1
+    assert MODEL.logprob("xqzzy") == OOV_LOG10 and not MODEL.knows("xqzzy") and MODEL.knows("the")
+    assert -2 < MODEL.logprob("the") < -1 < MODEL.logprob("the", "of", "capital")
+    assert MODEL.raw(["the"]) * LOG10_PER_UNIT == MODEL.logprob("the")
+
+
+@pytest.mark.parametrize(
+    ("text", "typo", "likely"),
+    [("The elephant is much bigger tan the mouse.", "tan", "than"),
+     ("Tell mel a bio of the first president.", "mel", "me"),
+     ("Hell me about the history of the printing press.", "Hell", "tell")],
+)  # fmt: skip
+def test_real_word_typos_are_found_by_context(text: str, typo: str, likely: str) -> None:
+    words = scan(text).words
+    assert [(words[i].text, c) for i, c in real_word_errors(words, LEXICON)] == [(typo, likely)]
+    assert decide(text, LEXICON, CONFIG).reason == "real_word"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Her skin has a light tan from the summer.", "Give me a biography of Ibn Battuta, tracing his journeys across Africa.",
+     "Which colours do you like best?", "Tell me a bio of Kalki Koechlin.", "She wore a red scarf to the opera last night."],
+)  # fmt: skip
+def test_fitting_words_are_left_alone(text: str) -> None:
+    assert real_word_errors(scan(text).words, LEXICON) == []
+
+
+def test_variants_plurals_and_alternatives() -> None:
+    assert variant("colours", "colors") and variant("analyse", "analyze") and not variant("tan", "than")
+    assert number("journeys", "journey") and number("mug", "mugs") and not number("is", "i")
+    found = alternatives("tan", LEXICON, MODEL)
+    assert "than" in found and all(MODEL.knows(c) for c in found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Tell me a bio of Nikloa Tesla.", "Rank these: The Odl Man and the Sea, Brave New World.",
+     "Is The Wiman in White a detective novel?", "Tje capital of France is Paris, right?"],
+)  # fmt: skip
+def test_typos_in_capitalised_words_refine(text: str) -> None:
+    assert decide(text, LEXICON, CONFIG).refine
+
+
+@pytest.mark.parametrize(
+    "text", ["Dev has three apples and buys two more.", "Benni bought 3 notebooks at the store.", "Who is Sadio Mané?"]
+)
+def test_names_stay_names(text: str) -> None:
+    assert not decide(text, LEXICON, CONFIG).refine
+
+
+def test_slips_of_known_words_and_names() -> None:
+    assert slip_of_known("nikloa", LEXICON) == "nikola"
+    assert slip_of_known("koechlin", LEXICON) is None
+    words = scan("Dev has three apples.").words
+    assert not reads_as_word("def", words, 0)  # a name reads better there
+    assert reads_as_word("write", scan("Wirte a poem about the sea.").words, 0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["How do I rebase a branch and rerun pytest?", "Why does lodash debounce fire twice?",
+     "What does a struct hold, and where is the vtable?", "How do I list pods with kubectl and pnpm?"],
+)  # fmt: skip
+def test_technical_vocabulary_is_known_and_never_corrected(text: str) -> None:
+    assert not decide(text, LEXICON, CONFIG).refine
+    assert SpellingCleaner().correct(text) == text
+    assert {"pytest", "kubectl", "rebase", "struct", "lodash"} <= TECHNICAL_WORDS
+    assert "aws" not in LEXICON  # one slip from "was": taken for the typo
+
+
+def test_the_cleaner_ranks_candidates_by_the_sentence() -> None:
+    cleaner = SpellingCleaner()
+    assert cleaner.correct("what is the captial of frane?") == "what is the capital of france?"
+    assert cleaner.correct("The elephant is much bigger tan the mouse.") == "The elephant is much bigger than the mouse."
+    assert cleaner.correct("Tell me a bio of Nikloa Tesla.") == "Tell me a bio of Nikola Tesla."
+    assert cleaner.correct("How do I run pytets on one file?") == "How do I run pytest on one file?"
+    # real-word typos, every word tried: a keyboard slip (a letter dropped) needs less evidence
+    assert cleaner.correct("The cat chased the muse around the kitchen.") == "The cat chased the mouse around the kitchen."
+    assert cleaner.correct("I have tree apples in my bag.") == "I have three apples in my bag."
+    assert cleaner.correct("Give me a biography of Ibn Battuta, tracing his journeys across Africa.").endswith(
+        "tracing his journeys across Africa.")  # a plural stays a plural  # fmt: skip
+
+
+def test_keyboard_slips_tested_directly() -> None:
+    from gateway.eval.noise import edits1
+    from gateway.refinement.keyboard import is_slip, slips
+
+    for word in ("mouse", "three", "not", "capital", "book"):
+        table = slips(word)
+        assert all(is_slip(typo, word) == (typo in table) for typo in edits1(word))
+    assert is_slip("muse", "mouse") and is_slip("tree", "three") and not is_slip("pears", "years")
