@@ -1,4 +1,5 @@
-"""``mpr-worker``: launch a vLLM worker node, verify adapters, build the offline test model."""
+"""``mpr-worker``: launch a vLLM worker node, verify adapters, load/unload adapter versions at
+runtime, build the offline test model."""
 
 from __future__ import annotations
 
@@ -6,25 +7,46 @@ import argparse
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from worker_launch import ROLES
+from worker_launch import DEFAULT_PORTS, ROLES
 from worker_launch.command import build_vllm_command
 from worker_launch.config import WorkerConfig, WorkerConfigError, load_worker_config
+from worker_launch.hotload import (
+    HotLoadError,
+    fetch_served,
+    load_adapter,
+    role_of,
+    served_base,
+    served_lora_names,
+    served_models,
+    unload_adapter,
+)
 from worker_launch.logs import log
-from worker_launch.manifest import AdapterManifest, ManifestError, discover_adapters, load_manifest
+from worker_launch.manifest import AdapterManifest, ManifestError, discover_adapters, load_manifest, split_role_version
 from worker_launch.plan import (
     LaunchOptions,
     LaunchSpec,
+    LoraModule,
+    VLLM_LORA_RANKS,
     PlanError,
     parse_adapter_overrides,
+    parse_role_versions,
     parse_roles,
     resolve_launch,
 )
 from worker_launch.probe import base_url
 from worker_launch.register import REGISTER_KEY_ENV, Announcer, registration_for
 from worker_launch.supervisor import Supervisor
-from worker_launch.verify import Finding, verify_spec
+from worker_launch.verify import (
+    Finding,
+    base_models_match,
+    check_adapter,
+    read_adapter_dir,
+    record_findings,
+    verify_spec,
+)
 
 EXIT_USAGE = 2
 
@@ -41,7 +63,8 @@ def split_passthrough(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def _add_model_args(p: argparse.ArgumentParser, role_required: bool) -> None:
     p.add_argument("--role", required=role_required,
                    help=f"comma-separated adapters served by this node ({', '.join(ROLES)}, or any other "
-                        "directory with an adapter.yaml)")
+                        "directory with an adapter.yaml); ROLE@N serves recorded version N (default: the "
+                        "manifest's current version, else its variant for --size)")
     p.add_argument("--config", type=Path, help="worker YAML (default: $MPR_WORKER_CONFIG or built-in defaults)")
     p.add_argument("--size", help="base-model variant from the manifests, e.g. 3b or 8b (default: config)")
     p.add_argument("--base-model", help="serve this base model (local path or HF id) instead of the manifests'")
@@ -77,6 +100,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     make = sub.add_parser("make-test-model", help="write a tiny random Llama + three random LoRAs (offline)")
     make.add_argument("out", type=Path)
+
+    adapters = sub.add_parser("adapters", help="load, unload or list LoRA versions in a running vLLM (no restart)",
+                              description="Talks to the vLLM port directly (POST /v1/load_lora_adapter, "
+                                          "/v1/unload_lora_adapter); vLLM must run with VLLM_ALLOW_RUNTIME_LORA_UPDATING "
+                                          "(mpr-worker launch sets it). A launcher started with --register announces "
+                                          "the change to the gateway at its next heartbeat.")
+    asub = adapters.add_subparsers(dest="action", required=True)
+    load = asub.add_parser("load", help="verify ROLE[@VERSION] (digest, base model) and load it under its LoRA name")
+    load.add_argument("target", metavar="ROLE[@VERSION]", help="e.g. cleaner@2 (default version: the manifest's current)")
+    unload = asub.add_parser("unload", help="unload a LoRA name (cleaner@2) from the running vLLM")
+    unload.add_argument("target", metavar="NAME", help="the LoRA name, e.g. cleaner@2")
+    listing = asub.add_parser("list", help="the base model and LoRA names the running vLLM serves")
+    for p in (load, unload, listing):
+        p.add_argument("--url", help="vLLM's base URL (default: http://127.0.0.1:<the role's port>)")
+        p.add_argument("--config", type=Path, help="worker YAML (default: $MPR_WORKER_CONFIG or built-in defaults)")
+    load.add_argument("--size", help="base-model variant for a manifest without versions (default: config)")
+    load.add_argument("--adapter", metavar="PATH", help="the version's weights lie here on this node (digest still checked)")
+    load.add_argument("--replace", action="store_true", help="then unload the role's other LoRA names, so the "
+                      "gateway moves to this one (a version already loaded is kept: only the others go)")
+    load.add_argument("--skip-verify", action="store_true", help="do not check the directory and its digest "
+                      "(the recorded base model is still checked)")
+    load.add_argument("--timeout-s", type=float, default=300.0)
     return parser
 
 
@@ -92,6 +137,7 @@ def _spec(args: argparse.Namespace, roles: tuple[str, ...], extra: Sequence[str]
         port=getattr(args, "port", None), base_model=args.base_model, adapters=parse_adapter_overrides(args.adapter),
         vllm_python=getattr(args, "vllm_python", None),
         otlp_traces_endpoint=getattr(args, "otlp_traces_endpoint", None), extra_args=tuple(extra),
+        versions=parse_role_versions(args.role) if args.role else {},
     )
     return resolve_launch(opts, config, config_dir, manifests)
 
@@ -126,7 +172,7 @@ def _known_roles(config_path: Path | None) -> tuple[str, ...]:
 def cmd_launch(args: argparse.Namespace, extra: Sequence[str]) -> int:
     spec = _spec(args, parse_roles(args.role, _known_roles(args.config)), extra)
     command = build_vllm_command(spec)
-    findings = [] if args.skip_verify else verify_spec(spec)
+    findings = record_findings(spec) if args.skip_verify else verify_spec(spec)
     if args.register and not 0.2 <= args.heartbeat_s <= 300:
         raise PlanError("--heartbeat-s must be between 0.2 and 300")
     if args.dry_run:
@@ -135,7 +181,8 @@ def cmd_launch(args: argparse.Namespace, extra: Sequence[str]) -> int:
         return 0
     _report(findings)
     if any(f.level == "error" for f in findings):
-        log("verify_failed", level="ERROR", message="adapter verification failed (see above); use --skip-verify to override")
+        log("verify_failed", level="ERROR", message="adapter verification failed (see above); use --skip-verify to "
+            "override (a version recorded for another base model is refused even then)")
         return 1
     problem = _vllm_importable(spec.python)
     if problem:
@@ -146,7 +193,7 @@ def cmd_launch(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if args.register:
         registration = registration_for(spec, args.register, key=args.register_key, advertise=args.advertise,
                                         heartbeat_s=args.heartbeat_s)
-        announcer = Announcer(registration)
+        announcer = Announcer(registration, vllm_url=base_url(spec.host, spec.port))
     supervisor = Supervisor(command, base_url(spec.host, spec.port), spec.lora_names, config.health, config.restart,
                             announcer=announcer)
     supervisor.install_signal_handlers()
@@ -162,8 +209,87 @@ def cmd_verify(args: argparse.Namespace) -> int:
     failed = {f.role for f in findings if f.level == "error"}
     for lora in spec.loras:
         status = "FAIL" if lora.role in failed else "OK"
-        print(f"{status} {lora.role}: {lora.name} -> {lora.path} (base {spec.base_model}, max rank {spec.max_lora_rank})")
+        version = f", version {lora.version} sha256 {lora.sha256}" if lora.version is not None else ""
+        print(f"{status} {lora.role}: {lora.name} -> {lora.path} (base {spec.base_model}, max rank {spec.max_lora_rank}{version})")
     return 1 if failed else 0
+
+
+def _vllm_url(args: argparse.Namespace, config: WorkerConfig, role: str | None) -> str:
+    if args.url:
+        return args.url.rstrip("/").removesuffix("/v1")
+    port = config.ports.get(role or "", DEFAULT_PORTS.get(role or "")) if role else None
+    if port is None:
+        raise PlanError("--url is needed (no port known for this name)")
+    return f"http://127.0.0.1:{port}"
+
+
+def _lora_for_load(args: argparse.Namespace, config: WorkerConfig, config_dir: Path, base: str) -> LoraModule:
+    """What ``adapters load ROLE[@N]`` loads: resolved as ``launch --role ROLE[@N]`` would, on ``base``."""
+    role, version = split_role_version(args.target)
+    known = discover_adapters(config.adapters_dir, ROLES)
+    if role not in known:
+        raise PlanError(f"unknown role {role!r}; manifests in {config.adapters_dir}: {', '.join(known) or 'none'}")
+    opts = LaunchOptions(roles=(role,), size=args.size, base_model=base, port=0,
+                         adapters={role: args.adapter} if args.adapter else {},
+                         versions={role: version} if version is not None else {})
+    spec = resolve_launch(opts, config, config_dir, {role: load_manifest(config.adapters_dir, role)})
+    return spec.loras[0]
+
+
+def cmd_adapters(args: argparse.Namespace) -> int:
+    config, config_dir = load_worker_config(args.config)
+    if args.action == "list":
+        url = _vllm_url(args, config, None)
+        body = fetch_served(url)
+        for model in served_models(body):
+            kind = "base" if model.parent is None else "lora"
+            print(f"{kind} {model.id} -> {model.root}")
+        return 0
+    if args.action == "unload":
+        role = split_role_version(args.target)[0]
+        url = _vllm_url(args, config, role)
+        unload_adapter(url, args.target)
+        log("adapter_unloaded", url=url, name=args.target)
+        return 0
+    role = split_role_version(args.target)[0]
+    url = _vllm_url(args, config, role)
+    base = served_base(fetch_served(url))
+    if base is None:
+        raise HotLoadError(f"vLLM at {url} lists no base model")
+    served_as = base.root or base.id
+    lora = _lora_for_load(args, config, config_dir, served_as)
+    findings: list[Finding] = []
+    if lora.record_base_model is not None and not any(
+            base_models_match(lora.record_base_model, ref) for ref in (base.id, base.root) if ref):
+        findings += record_findings(_single(lora, served_as))
+    if not args.skip_verify:
+        files = read_adapter_dir(lora.path, digest=lora.sha256 is not None)
+        findings += check_adapter(replace(lora, record_base_model=None), served_as, VLLM_LORA_RANKS[-1], files)
+    _report(findings)
+    if any(f.level == "error" for f in findings):
+        log("load_refused", level="ERROR", url=url, name=lora.name, message="verification failed (see above)")
+        return 1
+    if args.replace and lora.name in served_lora_names(fetch_served(url)):
+        log("adapter_already_loaded", url=url, name=lora.name)  # --replace: only the others go
+    else:
+        load_adapter(url, lora.name, lora.path, timeout_s=args.timeout_s)
+    names = served_lora_names(fetch_served(url))
+    if lora.name not in names:
+        raise HotLoadError(f"vLLM accepted {lora.name} but does not list it (it lists: {', '.join(names)})")
+    log("adapter_loaded", url=url, role=lora.role, name=lora.name, path=lora.path,
+        version=lora.version if lora.version is not None else "-")
+    if args.replace:
+        for other in names:
+            if other != lora.name and role_of(other, {lora.role: lora.name}) == lora.role:
+                unload_adapter(url, other)
+                log("adapter_unloaded", url=url, name=other, replaced_by=lora.name)
+    print(f"loaded {lora.name} from {lora.path} into {url}")
+    return 0
+
+
+def _single(lora: LoraModule, base: str) -> LaunchSpec:
+    return LaunchSpec(python="", base_model=base, served_model_name=None, host="", port=0, device="cpu",
+                      loras=(lora,), max_lora_rank=lora.rank, max_loras=1, dtype="auto", max_model_len=16)
 
 
 def cmd_make_test_model(args: argparse.Namespace) -> int:
@@ -187,10 +313,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         if args.cmd == "verify-adapters":
             return cmd_verify(args)
+        if args.cmd == "adapters":
+            return cmd_adapters(args)
         return cmd_make_test_model(args)
     except (PlanError, ManifestError, WorkerConfigError) as exc:
         print(f"mpr-worker: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except HotLoadError as exc:
+        print(f"mpr-worker: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ VLLM_ENTRYPOINT = "vllm.entrypoints.openai.api_server"
 """Run as ``python -m``: works even where a wheel's ``vllm`` console script is broken."""
 
 _PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+RUNTIME_LORA_ENV = "VLLM_ALLOW_RUNTIME_LORA_UPDATING"
+"""vLLM serves ``POST /v1/load_lora_adapter`` and ``/v1/unload_lora_adapter`` only with this set."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ def build_vllm_command(spec: LaunchSpec) -> Command:
     argv += list(spec.extra_args)
 
     env: dict[str, str] = {}
+    if spec.runtime_lora_updating:
+        env[RUNTIME_LORA_ENV] = "True"
     if spec.device == "cpu":
         if spec.cpu_kvcache_space_gib is not None:
             env["VLLM_CPU_KVCACHE_SPACE"] = str(spec.cpu_kvcache_space_gib)

@@ -80,6 +80,10 @@ class WorkerConfig(_Frozen):
     base_model: str | None = Field(default=None, description="overrides the manifests' base model for `size`")
     served_model_name: str | None = Field(default=None, description="name the base model is served as")
     adapters: dict[str, str] = Field(default_factory=dict, description="role -> weights (path or HF id) override")
+    versions: dict[str, int] = Field(default_factory=dict, description="role -> version to serve (default: the "
+                                     "manifest's current); --role ROLE@N wins")
+    runtime_lora_updating: bool = Field(default=True, description="start vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING "
+                                        "so `mpr-worker adapters load/unload` work without a restart")
     vllm_python: str | None = Field(default=None, description="interpreter with vLLM installed")
     otlp_traces_endpoint: str | None = None
     max_lora_rank: int | None = Field(default=None, ge=1, description="default: the manifests' largest rank")

@@ -14,7 +14,7 @@ from typing import Literal
 
 from worker_launch import DEFAULT_PORTS
 from worker_launch.config import WorkerConfig
-from worker_launch.manifest import AdapterManifest, resolve_ref
+from worker_launch.manifest import AdapterManifest, ManifestError, Selection, resolve_ref, split_role_version
 
 Device = Literal["gpu", "cpu"]
 
@@ -40,16 +40,23 @@ class LaunchOptions:
     vllm_python: str | None = None
     otlp_traces_endpoint: str | None = None
     extra_args: tuple[str, ...] = ()
+    versions: Mapping[str, int] = field(default_factory=dict)  # role -> version (``--role cleaner@2``)
 
 
 @dataclass(frozen=True)
 class LoraModule:
-    """One ``--lora-modules`` entry plus what verification needs."""
+    """One ``--lora-modules`` entry plus what verification needs.
+
+    ``version``/``sha256``/``record_base_model`` come from the manifest's version record when a
+    version is served (``sha256`` is checked even when the weights were placed elsewhere)."""
 
     role: str
     name: str
     path: str
     rank: int
+    version: int | None = None
+    sha256: str | None = None
+    record_base_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ class LaunchSpec:
     log_requests: bool = True
     extra_args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    runtime_lora_updating: bool = True  # VLLM_ALLOW_RUNTIME_LORA_UPDATING: `mpr-worker adapters load/unload`
 
     @property
     def model_name(self) -> str:
@@ -86,8 +94,12 @@ class LaunchSpec:
 
 
 def parse_roles(text: str, known: Sequence[str]) -> tuple[str, ...]:
-    """``"cleaner,describer"`` → ``("cleaner", "describer")``; rejects unknown and repeated roles."""
-    roles = tuple(r.strip() for r in text.split(",") if r.strip())
+    """``"cleaner,describer"`` → ``("cleaner", "describer")``; rejects unknown and repeated roles.
+    A role may name a version (``cleaner@2``): the version is dropped here (:func:`parse_role_versions`)."""
+    try:
+        roles = tuple(split_role_version(r)[0] for r in text.split(",") if r.strip())
+    except ManifestError as exc:
+        raise PlanError(str(exc)) from None
     if not roles:
         raise PlanError("--role needs at least one role")
     unknown = [r for r in roles if r not in known]
@@ -96,6 +108,20 @@ def parse_roles(text: str, known: Sequence[str]) -> tuple[str, ...]:
     if len(set(roles)) != len(roles):
         raise PlanError(f"role listed twice in {text!r}")
     return roles
+
+
+def parse_role_versions(text: str) -> dict[str, int]:
+    """``"cleaner@2,describer"`` → ``{"cleaner": 2}``: the versions named in ``--role``."""
+    out: dict[str, int] = {}
+    for item in text.split(","):
+        if item.strip():
+            try:
+                role, version = split_role_version(item)
+            except ManifestError as exc:
+                raise PlanError(str(exc)) from None
+            if version is not None:
+                out[role] = version
+    return out
 
 
 def parse_adapter_overrides(items: Sequence[str]) -> dict[str, str]:
@@ -122,26 +148,37 @@ def default_vllm_python(env: Mapping[str, str]) -> str:
     return env.get("MPR_VLLM_PYTHON") or sys.executable
 
 
-def _base_model(opts: LaunchOptions, config: WorkerConfig, config_dir: Path, size: str,
-                manifests: Mapping[str, AdapterManifest], cwd: Path) -> str:
+def _selections(opts: LaunchOptions, config: WorkerConfig, size: str,
+                manifests: Mapping[str, AdapterManifest]) -> dict[str, Selection]:
+    """Each role's selection: ``--role ROLE@N``, else the config's ``versions``, else ``current``/variant."""
+    out: dict[str, Selection] = {}
+    for role in opts.roles:
+        out[role] = manifests[role].selection(size, opts.versions.get(role, config.versions.get(role)))
+    return out
+
+
+def _base_model(opts: LaunchOptions, config: WorkerConfig, config_dir: Path,
+                selections: Mapping[str, Selection], cwd: Path, size: str) -> str:
     if opts.base_model:
         return resolve_ref(opts.base_model, cwd)
     if config.base_model:
         return resolve_ref(config.base_model, config_dir)
-    bases = {manifests[role].variant(size).base_model for role in opts.roles}
+    bases = {selections[role].base_model for role in opts.roles}
     if len(bases) > 1:
         raise PlanError(f"roles {', '.join(opts.roles)} need different base models for size {size}: "
                         f"{', '.join(sorted(bases))}; one vLLM serves one base model")
     return bases.pop()
 
 
-def _lora_path(role: str, opts: LaunchOptions, config: WorkerConfig, config_dir: Path, size: str,
-               manifest: AdapterManifest, manifest_dir: Path, cwd: Path) -> str:
+def _lora_path(role: str, opts: LaunchOptions, config: WorkerConfig, config_dir: Path,
+               selection: Selection, manifest_dir: Path, cwd: Path) -> str:
     if role in opts.adapters:
         return resolve_ref(opts.adapters[role], cwd)
     if role in config.adapters:
         return resolve_ref(config.adapters[role], config_dir)
-    return resolve_ref(manifest.variant(size).weights, manifest_dir)
+    if selection.from_record:
+        return selection.weights  # already absolute (resolved against the manifest)
+    return resolve_ref(selection.weights, manifest_dir)
 
 
 def resolve_launch(opts: LaunchOptions, config: WorkerConfig, config_dir: Path,
@@ -157,14 +194,20 @@ def resolve_launch(opts: LaunchOptions, config: WorkerConfig, config_dir: Path,
     missing = [r for r in opts.roles if r not in manifests]
     if missing:
         raise PlanError(f"no manifest for role(s) {', '.join(missing)} in {config.adapters_dir}")
-    base_model = _base_model(opts, config, config_dir, size, manifests, cwd)
+    unlaunched = [r for r in opts.versions if r not in opts.roles]
+    if unlaunched:
+        raise PlanError(f"version given for role(s) not launched: {', '.join(unlaunched)}")
+    selections = _selections(opts, config, size, manifests)
+    base_model = _base_model(opts, config, config_dir, selections, cwd, size)
     loras = tuple(
         LoraModule(
             role=role,
-            name=manifests[role].name,
-            path=_lora_path(role, opts, config, config_dir, size, manifests[role],
-                            config.adapters_dir / role, cwd),
+            name=selections[role].name,
+            path=_lora_path(role, opts, config, config_dir, selections[role], config.adapters_dir / role, cwd),
             rank=manifests[role].lora.rank,
+            version=selections[role].version,
+            sha256=selections[role].sha256,
+            record_base_model=selections[role].base_model if selections[role].from_record else None,
         )
         for role in opts.roles
     )
@@ -196,5 +239,6 @@ def resolve_launch(opts: LaunchOptions, config: WorkerConfig, config_dir: Path,
         log_requests=config.log_requests,
         extra_args=tuple(config.extra_args) + tuple(opts.extra_args),
         env=dict(config.env),
+        runtime_lora_updating=config.runtime_lora_updating,
         **device_settings,  # type: ignore[arg-type]
     )

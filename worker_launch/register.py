@@ -4,6 +4,11 @@ While vLLM is ready, a daemon thread posts the full registration to ``POST {gate
 every ``heartbeat_s`` (so a restarted gateway is whole again within one heartbeat); when vLLM goes
 down or the launcher stops it deregisters (``DELETE /admin/workers/{node}``). Failures are logged
 and retried at the next beat: registration never stops the worker.
+
+Before each beat the announcer reads vLLM's ``/v1/models``, so a LoRA version loaded or unloaded at
+runtime (``mpr-worker adapters load|unload``) is announced within one heartbeat: ``loras`` lists
+every served name per role and ``adapters`` the one the gateway sends
+(:func:`worker_launch.hotload.announced_adapters`).
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ import os
 import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
+from worker_launch.hotload import announced_adapters, served_lora_names
 from worker_launch.logs import log
 from worker_launch.plan import LaunchSpec
 from worker_launch.probe import base_url
@@ -36,10 +42,14 @@ class Registration:
     base_model: str
     heartbeat_s: float = 5.0
     key: str | None = None
+    loras: Mapping[str, list[str]] | None = None  # role → every LoRA name served for it (hot-loaded versions too)
 
     def body(self) -> dict[str, Any]:
-        return {"node": self.node, "url": self.url, "tier": self.tier, "roles": sorted(self.adapters),
+        body = {"node": self.node, "url": self.url, "tier": self.tier, "roles": sorted(self.adapters),
                 "adapters": dict(self.adapters), "base_model": self.base_model, "heartbeat_s": self.heartbeat_s}
+        if self.loras is not None:
+            body["loras"] = {role: list(names) for role, names in self.loras.items()}
+        return body
 
     def headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.key}"} if self.key else {}
@@ -75,8 +85,10 @@ def registration_for(spec: LaunchSpec, gateway: str, *, key: str | None = None, 
 class Announcer:
     """Heartbeats ``registration`` while :meth:`up`; :meth:`down` and :meth:`close` deregister."""
 
-    def __init__(self, registration: Registration, timeout_s: float = 5.0) -> None:
+    def __init__(self, registration: Registration, timeout_s: float = 5.0, vllm_url: str | None = None) -> None:
         self.registration = registration
+        self.launched: dict[str, str] = dict(registration.adapters)  # role → the name launched with
+        self.vllm_url = vllm_url  # read /v1/models before each beat (hot-loaded versions); None: announce as launched
         self.timeout_s = timeout_s
         self._active = threading.Event()
         self._wake = threading.Event()
@@ -110,8 +122,29 @@ class Announcer:
             with self._io:
                 self._deregister()
 
+    def refresh(self) -> None:
+        """Bring the registration in step with what vLLM serves now (kept as it was when vLLM cannot say)."""
+        if self.vllm_url is None:
+            return
+        try:
+            response = httpx.get(f"{self.vllm_url}/v1/models", timeout=self.timeout_s)
+            response.raise_for_status()
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
+            return
+        adapters, loras = announced_adapters(self.launched, served_lora_names(body if isinstance(body, dict) else {}))
+        if not adapters:
+            return
+        old = self.registration
+        if adapters != dict(old.adapters) or old.loras is None or loras != {k: list(v) for k, v in old.loras.items()}:
+            if old.loras is not None:
+                log("adapters_changed", node=old.node, adapters=",".join(f"{r}={n}" for r, n in sorted(adapters.items())),
+                    loras=",".join(n for names in loras.values() for n in names))
+            self.registration = replace(old, adapters=adapters, loras=loras)
+
     def announce(self) -> bool:
         """One registration POST; True when the gateway took it."""
+        self.refresh()
         reg = self.registration
         try:
             response = httpx.post(f"{reg.gateway}/admin/workers", json=reg.body(), headers=reg.headers(), timeout=self.timeout_s)

@@ -33,6 +33,8 @@ class AdapterFiles:
     config: Mapping[str, Any] | None
     config_error: str | None
     weights: Mapping[str, str | None]  # file name -> problem (None = readable)
+    digest: str | None = None  # weights_digest of the directory (read when a version record names one)
+    digest_error: str | None = None
 
 
 def base_models_match(declared: str, expected: str) -> bool:
@@ -44,9 +46,35 @@ def base_models_match(declared: str, expected: str) -> bool:
     return declared.rstrip("/") == expected.rstrip("/") or last(declared) == last(expected)
 
 
+def version_label(lora: LoraModule) -> str:
+    """``version 2 (cleaner@2)`` for a versioned LoRA, else its name."""
+    return f"version {lora.version} ({lora.name})" if lora.version is not None else lora.name
+
+
+def check_record(lora: LoraModule, served_base: str) -> list[Finding]:
+    """Pure: a version recorded for another base model than the one served is refused."""
+    if lora.record_base_model is None or base_models_match(lora.record_base_model, served_base):
+        return []
+    return [Finding("error", lora.role, f"{version_label(lora)} was trained on base model {lora.record_base_model!r} "
+                                        f"(its record's base_model) but this worker serves {served_base!r}")]
+
+
+def check_digest(lora: LoraModule, files: AdapterFiles) -> list[Finding]:
+    """Pure: the weights directory's digest against the version record's ``sha256``."""
+    if lora.sha256 is None or files.directory is None:
+        return []
+    if files.digest is None:
+        return [Finding("error", lora.role, f"{version_label(lora)}: cannot digest {files.directory}: "
+                                            f"{files.digest_error or 'unknown error'}")]
+    if files.digest != lora.sha256:
+        return [Finding("error", lora.role, f"{version_label(lora)}: weights digest mismatch in {files.directory}: "
+                                            f"expected sha256 {lora.sha256} (the record), actual {files.digest}")]
+    return []
+
+
 def check_adapter(lora: LoraModule, expected_base: str, max_lora_rank: int, files: AdapterFiles) -> list[Finding]:
     """Pure: every problem with one adapter, given what was read from disk."""
-    out: list[Finding] = []
+    out: list[Finding] = check_record(lora, expected_base)
 
     def err(message: str) -> None:
         out.append(Finding("error", lora.role, message))
@@ -81,6 +109,7 @@ def check_adapter(lora: LoraModule, expected_base: str, max_lora_rank: int, file
     if not readable:
         problems = "; ".join(f"{n}: {p}" for n, p in files.weights.items() if p) or "no weight file"
         err(f"no usable weights in {files.directory} ({' or '.join(WEIGHT_FILES)}): {problems}")
+    out += check_digest(lora, files)
     return out
 
 
@@ -128,8 +157,20 @@ def locate(ref: str, env: Mapping[str, str]) -> Path | None:
     return candidates[-1] if candidates else None
 
 
-def read_adapter_dir(ref: str, env: Mapping[str, str] | None = None) -> AdapterFiles:
-    """Gather what :func:`check_adapter` needs from disk."""
+def digest_dir(directory: Path) -> tuple[str | None, str | None]:
+    """(sha256, None) of a weights directory (:func:`adapter_lifecycle.versions.weights_digest`), or (None, why not)."""
+    try:
+        from adapter_lifecycle.versions import VersionError, weights_digest
+    except ImportError as exc:
+        return None, f"adapter_lifecycle cannot be imported: {exc}"
+    try:
+        return weights_digest(directory), None
+    except (VersionError, OSError) as exc:
+        return None, str(exc)
+
+
+def read_adapter_dir(ref: str, env: Mapping[str, str] | None = None, digest: bool = False) -> AdapterFiles:
+    """Gather what :func:`check_adapter` needs from disk (``digest``: also the weights digest)."""
     directory = locate(ref, os.environ if env is None else env)
     if directory is None:
         return AdapterFiles(None, None, None, {})
@@ -151,12 +192,19 @@ def read_adapter_dir(ref: str, env: Mapping[str, str] | None = None) -> AdapterF
                 weights[name] = safetensors_problem(path)
             else:
                 weights[name] = None if path.stat().st_size > 0 else "empty file"
-    return AdapterFiles(directory, config, config_error, weights)
+    found, problem = digest_dir(directory) if digest else (None, None)
+    return AdapterFiles(directory, config, config_error, weights, found, problem)
 
 
 def verify_spec(spec: LaunchSpec, env: Mapping[str, str] | None = None) -> list[Finding]:
     """Verify every adapter of a launch spec against its base model and rank limit."""
     findings: list[Finding] = []
     for lora in spec.loras:
-        findings += check_adapter(lora, spec.base_model, spec.max_lora_rank, read_adapter_dir(lora.path, env))
+        files = read_adapter_dir(lora.path, env, digest=lora.sha256 is not None)
+        findings += check_adapter(lora, spec.base_model, spec.max_lora_rank, files)
     return findings
+
+
+def record_findings(spec: LaunchSpec) -> list[Finding]:
+    """The checks that hold even with ``--skip-verify``: each served version's recorded base model."""
+    return [f for lora in spec.loras for f in check_record(lora, spec.base_model)]

@@ -28,6 +28,7 @@ class Announcement(msgspec.Struct, frozen=True, kw_only=True):
     base_model: str | None = None
     roles: list[str] | None = None  # informative; when given it must match ``adapters``
     heartbeat_s: float = 5.0
+    loras: dict[str, list[str]] | None = None  # informative: every LoRA name served per role (hot-loaded versions)
 
 
 class Record(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,11 +43,16 @@ class Record(msgspec.Struct, frozen=True, kw_only=True):
     received_at: float
     ttl_s: float
     gone: bool = False  # a deregistration (kept for TOMBSTONE_S)
+    loras: dict[str, list[str]] | None = None  # every LoRA name served per role, when the worker says
 
     def public(self) -> dict[str, object]:
         """The operator's view (``GET /admin/workers``, events): no secrets."""
-        return {"node": self.node, "roles": sorted(self.adapters), "adapters": dict(self.adapters), "tier": self.tier,
-                "url": self.url, "base_model": self.base_model, "heartbeat_s": self.heartbeat_s, "ttl_s": self.ttl_s}
+        view: dict[str, object] = {"node": self.node, "roles": sorted(self.adapters), "adapters": dict(self.adapters),
+                                   "tier": self.tier, "url": self.url, "base_model": self.base_model,
+                                   "heartbeat_s": self.heartbeat_s, "ttl_s": self.ttl_s}
+        if self.loras is not None:
+            view["loras"] = {role: list(names) for role, names in self.loras.items()}
+        return view
 
     def endpoint_key(self) -> tuple[str, str, tuple[tuple[str, str], ...]]:
         """What the pools hold of it: a change means leave and join again."""
@@ -101,14 +107,16 @@ def parse_announcement(body: bytes) -> tuple[Announcement, list[str]]:
     if not adapters:
         raise _bad(f"adapters must name at least one of the roles {', '.join(sorted(known))}", "adapters")
     url = normalise_url(found.url)
-    return msgspec.structs.replace(found, url=url, adapters=adapters, roles=sorted(adapters)), dropped
+    loras = None if found.loras is None else {
+        role: [n.strip() for n in names if n.strip() and len(n) <= 256][:64] for role, names in found.loras.items() if role in known}
+    return msgspec.structs.replace(found, url=url, adapters=adapters, roles=sorted(adapters), loras=loras), dropped
 
 
 def record_of(announcement: Announcement, now: float) -> Record:
     """The record stored for ``announcement`` received at ``now`` (wall clock)."""
     return Record(node=announcement.node, url=announcement.url, tier=announcement.tier, adapters=dict(announcement.adapters),
                   base_model=announcement.base_model, heartbeat_s=announcement.heartbeat_s, received_at=now,
-                  ttl_s=ttl_for(announcement.heartbeat_s))
+                  ttl_s=ttl_for(announcement.heartbeat_s), loras=announcement.loras)
 
 
 def tombstone(record: Record, now: float) -> Record:

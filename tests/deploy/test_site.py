@@ -313,7 +313,7 @@ def test_syntax_check(cluster: Cluster) -> None:
         assert run.rc == 0, run.tail()
 
 
-def _render_gateway(cluster: Cluster, name: str, *inventories: Path) -> Path:
+def _render_gateway(cluster: Cluster, name: str, *inventories: Path, extra: dict | None = None) -> Path:
     """Render the gateway's files for ``inventories`` (routes.yaml validated by check-config, the
     systemd unit); returns the directory holding ``etc/``, ``bin/`` and ``systemd/``."""
     root = cluster.work / name
@@ -324,14 +324,15 @@ def _render_gateway(cluster: Cluster, name: str, *inventories: Path) -> Path:
                           "mpr_root": str(root), "mpr_user": "root", "mpr_source_dir": str(cluster.work / "src"),
                           "ansible_python_interpreter": str(cluster.bin / "python"),
                           "common_systemd_dir": str(root / "systemd"),
-                          "gateway_check_config": f"{Path(sys.executable).parent / 'mpr-gateway'} check-config %s"}),
+                          "gateway_check_config": f"{Path(sys.executable).parent / 'mpr-gateway'} check-config %s",
+                          **(extra or {})}),
                       str(REPO / "tests" / "deploy" / "render_gateway.yml"))
     assert run.rc == 0, run.tail()
     return root
 
 
-def _render_routes(cluster: Cluster, name: str, *inventories: Path) -> dict:
-    return yaml.safe_load((_render_gateway(cluster, name, *inventories) / "etc" / "routes.yaml").read_text())
+def _render_routes(cluster: Cluster, name: str, *inventories: Path, extra: dict | None = None) -> dict:
+    return yaml.safe_load((_render_gateway(cluster, name, *inventories, extra=extra) / "etc" / "routes.yaml").read_text())
 
 
 def _endpoints(routes: dict) -> dict[str, list[str]]:
@@ -378,6 +379,27 @@ def test_routes_follow_the_inventory_layouts(cluster: Cluster) -> None:
                                       "mpr_worker_port": 8002}}}}}}))
     single = _render_routes(cluster, "one-node", one_node)
     assert _endpoints(single) == {role: ["http://129.254.202.252:8002/v1"] for role in ROLES}
+
+
+def test_routes_name_the_chosen_adapter_versions(cluster: Cluster) -> None:
+    """mpr_adapter_versions (or a manifest's `current`) makes the gateway ask for the version's LoRA
+    name (cleaner@2, from the manifest's record); the other roles keep theirs (without versions the
+    names are the roles': test_routes_follow_the_inventory_layouts)."""
+    manifests = cluster.work / "versioned-manifests"
+    shutil.copytree(REPO / "lora_adapters", manifests)
+    record = {"version": 2, "name": "cleaner@2", "weights": "/models/cleaner-2", "sha256": "0" * 64,
+              "base_model": "meta-llama/Llama-3.2-3B-Instruct", "data": [], "training": {}, "evaluation": {}}
+    cleaner = manifests / "cleaner" / "adapter.yaml"
+    cleaner.write_text(cleaner.read_text() + yaml.safe_dump({"versions": [{**record, "version": 1, "name": "cleaner@1"},
+                                                                          record]}))
+    describer = manifests / "describer" / "adapter.yaml"
+    describer.write_text(describer.read_text() + yaml.safe_dump(
+        {"versions": [{**record, "version": 3, "name": "describer@3"}], "current": 3}))
+    example = ANSIBLE_DIR / "inventory.example.yml"
+    routes = _render_routes(cluster, "versions", example,
+                            extra={"mpr_manifest_dir": str(manifests), "mpr_adapter_versions": {"cleaner": 2}})
+    assert {role: a["model"] for role, a in routes["adapters"].items()} == \
+        {"cleaner": "cleaner@2", "describer": "describer@3", "paraphraser": "paraphraser"}
 
 
 def test_site_deploys_services_under_start_stop_daemon(deployed: Cluster) -> None:

@@ -110,3 +110,13 @@ def test_the_worker_list_takes_an_admin_or_a_register_key() -> None:
         check_reader(config, "Bearer client", {})
     with pytest.raises(RegistrationDisabled):
         check_reader(_config(api_keys=["client"]), "Bearer client", {})
+
+
+def test_served_loras_are_kept_for_the_operator() -> None:
+    """A worker that hot-loaded versions says so (``loras``); old workers say nothing and that holds too."""
+    found, _ = _parse(loras={"cleaner": ["mpr-cleaner", " cleaner@2 "], "summariser": ["x"]})
+    assert found.loras == {"cleaner": ["mpr-cleaner", "cleaner@2"]}
+    record = record_of(found, 100.0)
+    assert record.public()["loras"] == {"cleaner": ["mpr-cleaner", "cleaner@2"]}
+    assert decode_records({"gpu-1": msgspec.json.encode(record)})["gpu-1"].loras == record.loras
+    assert "loras" not in record_of(_parse()[0], 100.0).public()

@@ -26,9 +26,9 @@ def test_dry_run_prints_the_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     captured = capsys.readouterr()
     words = shlex.split(captured.out.strip())
-    assert words[:3] == ["OTEL_SERVICE_NAME=vllm-cleaner-describer-paraphraser", "VLLM_CPU_KVCACHE_SPACE=4",
-                         "VLLM_CPU_OMP_THREADS_BIND=auto"]
-    argv = words[3:]
+    assert words[:4] == ["OTEL_SERVICE_NAME=vllm-cleaner-describer-paraphraser", "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True",
+                         "VLLM_CPU_KVCACHE_SPACE=4", "VLLM_CPU_OMP_THREADS_BIND=auto"]
+    argv = words[4:]
     assert argv[:3] == ["/opt/v/bin/python", "-m", "vllm.entrypoints.openai.api_server"]
     assert argv[argv.index("--port") + 1] == "8002"
     i = argv.index("--lora-modules")

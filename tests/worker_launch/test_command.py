@@ -14,7 +14,7 @@ LORAS = (LoraModule("cleaner", "cleaner", "/m/cleaner lora", 8), LoraModule("des
 def spec(**changes: object) -> LaunchSpec:
     base = dict(python="/venv/bin/python", base_model="/models/base", served_model_name=None, host="0.0.0.0",
                 port=8002, device="gpu", loras=LORAS, max_lora_rank=16, max_loras=2, dtype="auto",
-                max_model_len=8192, gpu_memory_utilization=0.85)
+                max_model_len=8192, gpu_memory_utilization=0.85, runtime_lora_updating=False)
     base.update(changes)
     return LaunchSpec(**base)  # type: ignore[arg-type]
 
@@ -87,3 +87,13 @@ def test_shell_line_round_trips() -> None:
     words = shlex.split(cmd.shell())
     assert words[0] == "VLLM_CPU_KVCACHE_SPACE=1"
     assert tuple(words[1:]) == cmd.argv
+
+
+def test_runtime_lora_updating_is_on_by_default_and_can_be_turned_off() -> None:
+    on = build_vllm_command(LaunchSpec(**{**spec().__dict__, "runtime_lora_updating": True}))
+    assert on.env == {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
+    assert LaunchSpec.__dataclass_fields__["runtime_lora_updating"].default is True
+    assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING" not in build_vllm_command(spec()).env
+    # an operator's env wins (worker.yaml env: {VLLM_ALLOW_RUNTIME_LORA_UPDATING: "0"})
+    off = build_vllm_command(spec(runtime_lora_updating=True, env={"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "0"}))
+    assert off.env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "0"
