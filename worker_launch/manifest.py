@@ -45,6 +45,7 @@ class LoraSpec(_Frozen):
     rank: int = Field(ge=1)
     alpha: int | None = Field(default=None, ge=1)
     target_modules: list[str] = Field(default_factory=list)
+    dropout: float | None = Field(default=None, ge=0, lt=1, description="LoRA dropout while training (mpr-adapters train)")
 
 
 class Variant(_Frozen):
