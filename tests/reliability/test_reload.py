@@ -207,6 +207,8 @@ def test_the_admin_route_needs_an_admin_key(tmp_path: Path, target: FakeOpenAI) 
 def test_a_reload_reaches_every_worker(tmp_path: Path, target: FakeOpenAI) -> None:
     with GatewayProcess(_tree(target.base_url, []), tmp_path, workers=2) as gw:
         assert gw.proc is not None
+        # both workers serving before the file changes (one still starting would read the new file)
+        assert _wait_for(lambda: 'mpr_server_workers{state="live"} 2.0' in httpx.get(gw.url + "/metrics", timeout=5).text, 30)
         old_hash = _ready_hash(gw.url)
         gw.rewrite(_tree(target.base_url, [], [_second(target.base_url)]))
         told = httpx.post(gw.url + "/admin/reload", headers=ADMIN, timeout=10)
