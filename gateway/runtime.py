@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.runtime")
 
+CANARY_SYNC_S = 1.0  # how often a process adopts the canary verdicts others stored
+CANARY_VERDICT_TTL_S = 30 * 86400.0
+
 
 @dataclass
 class Runtime:
@@ -111,6 +114,9 @@ class Runtime:
         self._share_cooldowns()
         self.prober = Prober(probe_sets, cfg.server.probe_interval_s)
         self.prober.start()
+        if self.canaries:
+            await self._sync_canaries()  # a verdict taken before a reload, or by another worker, holds
+            self.background.add(asyncio.get_running_loop().create_task(self._follow_canaries()))
         if self.registrations is not None:
             self.registrations.attach(self)  # registered workers join the new pools before any request
 
@@ -120,12 +126,32 @@ class Runtime:
         assert spec is not None
         events = self.events
 
-        def announce(canary: Canary, kind: str) -> None:
+        def announce(canary: Canary, kind: str, adopted: bool) -> None:
             events.publish(kind, canary.as_dict())
+            if not adopted:  # every other process (and the next runtime) adopts it from the shared state
+                self._spawn(self.state.record_put(canary.record_key, canary.verdict(), CANARY_VERDICT_TTL_S))
 
         return Canary(
             role.value, adapter.model, spec.model, spec.share, spec.min_requests, spec.alpha, spec.auto_rollback, on_change=announce
         )
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.publishing.add(task)
+        task.add_done_callback(self.publishing.discard)
+
+    async def _sync_canaries(self) -> None:
+        """Adopt the verdicts other processes (or this one before a reload) stored."""
+        for canary in self.canaries.values():
+            try:
+                canary.adopt(await self.state.record_get(canary.record_key))
+            except Exception as exc:  # noqa: BLE001 - a verdict is read again next second
+                log.warning("canary verdict of %s not read (%s)", canary.role, type(exc).__name__)
+
+    async def _follow_canaries(self) -> None:
+        while True:
+            await asyncio.sleep(CANARY_SYNC_S)
+            await self._sync_canaries()
 
     @property
     def canaries(self) -> dict[str, Canary]:

@@ -1,9 +1,10 @@
 """``GET /admin/canary`` and ``POST /admin/canary/{role}/promote|rollback``: the stages' canaries
 (:mod:`gateway.refinement.canary`) as JSON, and an operator's verdict on one. Admin key required.
 
-A verdict applies to the process that answers (each process judges its own traffic); to make it
-permanent, set ``adapters.<role>.model`` to the candidate (promote) or remove ``canary`` (roll
-back) in ``routes.yaml`` and reload — a reload reaches every worker.
+A verdict is taken by the process that answers and kept in the shared state, from which every
+other process adopts it within a second (:mod:`gateway.refinement.canary`); to make it permanent,
+set ``adapters.<role>.model`` to the candidate (promote) or remove ``canary`` (roll back) in
+``routes.yaml`` and reload.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ SENSITIVE_ROUTES: tuple[str, ...] = (
     "/v1/unload_lora_adapter",
     "/v1/files",
     "/v1/batches",
-    "/v1/fine_tuning/jobs",
+    "/v1/fine_tuning",
     "/v1/vector_stores",
     "/v1/assistants",
     "/v1/threads",
@@ -50,7 +50,9 @@ SENSITIVE_ROUTES: tuple[str, ...] = (
     "/v1/conversations",
     "/v1/evals",
     "/v1/containers",
-    "/v1/organization/projects",
+    "/v1/organization",
+    "/v1/projects",
+    "/v1/admin_api_keys",
 )
 """Management and account routes: never forwarded unless an operator opens them explicitly."""
 
@@ -65,9 +67,15 @@ def route_allowed(path: str, target_globs: Iterable[str], key_globs: Iterable[st
     return key_globs is None or any(fnmatchcase(path, glob) for glob in key_globs)
 
 
-def opened_anywhere(path: str, target_globs: Iterable[Iterable[str]]) -> bool:
-    """Whether any target could forward ``path`` (else it is a 404 before the body is read)."""
-    return path in INFERENCE_ROUTES or any(fnmatchcase(path, glob) for globs in target_globs for glob in globs)
+def opened_anywhere(path: str, target_globs: Iterable[Iterable[str]], key_globs: Iterable[str] | None = None) -> bool:
+    """Whether any target could forward ``path`` for a caller whose key may use ``key_globs``
+    (None: every opened path) — else it is a 404 before the body is read, the same whether or not
+    another key may call it."""
+    if path in INFERENCE_ROUTES:
+        return True
+    if key_globs is not None and not any(fnmatchcase(path, glob) for glob in key_globs):
+        return False
+    return any(fnmatchcase(path, glob) for globs in target_globs for glob in globs)
 
 
 def shadows_served(path: str, served: Iterable[str]) -> bool:
@@ -90,7 +98,7 @@ def sensitive_globs(globs: Iterable[str]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for glob in globs:
         for route in SENSITIVE_ROUTES:
-            if fnmatchcase(route, glob) or fnmatchcase(route + "/x", glob) or glob.startswith(route):
+            if fnmatchcase(route, glob) or fnmatchcase(route + "/x", glob) or glob == route or glob.startswith(route + "/"):
                 found.append((glob, route))
                 break
     return found

@@ -33,4 +33,14 @@ def _exposure(config: GatewayConfig) -> list[tuple[str, str]]:
     """Opened pass-through paths that reach management or account routes (:mod:`.allowlist`)."""
     targets = [(f"targets[{i}].passthrough", t.passthrough) for i, t in enumerate(config.targets) if t.passthrough]
     keys = [(f"server.keys[{j}].routes", k.routes) for j, k in enumerate(config.server.keys) if k.routes]
-    return exposure_warnings(targets, keys)
+    warnings = exposure_warnings(targets, keys)
+    tenants = bool(config.server.keys) or config.server.keys_file is not None
+    if tenants and not config.server.protect_ops_endpoints:
+        warnings.append(
+            (
+                "server.protect_ops_endpoints",
+                "tenant keys are configured but /metrics and /ready are open to anyone: every tenant's name and "
+                "token usage, every target and endpoint URL (set it to true; operators then use an admin key)",
+            )
+        )
+    return warnings

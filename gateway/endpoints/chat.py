@@ -22,6 +22,7 @@ from gateway.endpoints.refinement_run import OFF, PromptRefinement, RefinementRu
 from gateway.endpoints import relay
 from gateway.endpoints.relay import Reply, exchange, respond
 from gateway.endpoints.routing_keys import chat_affinity
+from gateway.tenants.meter import current_partition
 from gateway.errors import InvalidRequest, ModelNotFound, error_body
 from gateway.messages import present, user_turns, validate_messages
 from gateway.refinement.controls import RefineControls, parse_controls
@@ -93,7 +94,7 @@ class ChatCompletions:
         target = runtime.targets[model]
         config = target.config
         assert runtime.router is not None
-        affinity = chat_affinity(payload) if model in runtime.router.affine else None  # read before refinement changes it
+        affinity = chat_affinity(payload, current_partition()) if model in runtime.router.affine else None  # before refinement
         run = await self._refinement(payload, messages, model, controls, config)
         changed = payload["messages"] is not messages  # a turn presented: the body is encoded anew
         body = upstream_body(raw, payload, model, config, changed=had_mpr or changed)

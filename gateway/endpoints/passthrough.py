@@ -76,8 +76,9 @@ class PassThrough:
         """Serve an authorized request whose body is ``raw`` (see :class:`~gateway.endpoints.fast.Serving`)."""
         fixed = self.path is not None
         path = self.path if fixed else target_path(scope["path"])
-        if path is None or not (fixed or self._may_open(scope["path"])):
-            raise NotFound(f"Unknown route: POST {scope['path']}")
+        key_globs = self._key_globs()
+        if path is None or not (fixed or self._may_open(scope["path"], key_globs)):
+            raise NotFound(f"Unknown route: POST {scope['path']}")  # before the body: no hint of what others may call
         if not is_json_media_type(header("content-type")):
             error = InvalidRequest(
                 "This gateway forwards JSON request bodies only; multipart uploads are not supported.", code="unsupported_media_type"
@@ -87,28 +88,35 @@ class PassThrough:
         payload = decode_object(raw)
         model = require_model(payload)
         target = require_target(self.runtime, model)
-        if not fixed and not self._allowed(scope["path"], target.config.passthrough):
-            raise NotFound(f"Unknown route: POST {scope['path']}")  # the same 404: no hint of what others may call
+        if not fixed and not route_allowed(scope["path"], target.config.passthrough, key_globs):
+            raise NotFound(f"Unknown route: POST {scope['path']}")  # the same 404 as for a path nobody opened
         scope[MODEL_KEY] = model  # metrics/access-log label
         had_mpr = "mpr" in payload
         payload.pop("mpr", None)
         stream = payload.get("stream") is True  # the route's own business; only `true` opens a stream
-        reply, call, _ = await exchange(self._forward(raw, payload, model, path, had_mpr, stream), receive, stream)
+        allow = None if fixed else self._opens(scope["path"], key_globs)
+        reply, call, _ = await exchange(self._forward(raw, payload, model, path, had_mpr, stream, allow), receive, stream)
         return respond_raw(reply, call, OFF.headers)
 
-    def _may_open(self, path: str) -> bool:
-        """Whether some target could forward ``path`` (checked before the body is decoded)."""
-        return opened_anywhere(path, self.opened) and not shadows_served(path, SERVED)
-
     @staticmethod
-    def _allowed(path: str, target_globs: list[str]) -> bool:
-        """Whether this request's key may call ``path`` on a target that opens ``target_globs``."""
+    def _key_globs() -> tuple[str, ...] | None:
+        """This request's key's extra paths (None: a bare key or an open gateway, every opened path)."""
         tenant = current_tenant()
-        key_globs = None if tenant is None or tenant.shared else tenant.routes
-        return route_allowed(path, target_globs, key_globs)
+        return None if tenant is None or tenant.shared else tenant.routes
 
-    async def _forward(self, raw: bytes, payload: dict[str, Any], model: str, path: str, had_mpr: bool, stream: bool) -> Exchange:
+    def _may_open(self, path: str, key_globs: tuple[str, ...] | None) -> bool:
+        """Whether some target could forward ``path`` for this key (checked before the body is read)."""
+        return opened_anywhere(path, self.opened, key_globs) and not shadows_served(path, SERVED)
+
+    def _opens(self, path: str, key_globs: tuple[str, ...] | None) -> Callable[[str], bool]:
+        """The targets a fallback may be: those that open ``path`` for this key too."""
+        targets = self.runtime.targets
+        return lambda name: name in targets and route_allowed(path, targets[name].config.passthrough, key_globs)
+
+    async def _forward(
+        self, raw: bytes, payload: dict[str, Any], model: str, path: str, had_mpr: bool, stream: bool, allow: Callable[[str], bool] | None
+    ) -> Exchange:
         config = self.runtime.targets[model].config
         body = upstream_body(raw, payload, model, config, changed=had_mpr)
-        reply, call = await send(self.runtime, model, body, payload, stream=stream, path=path, operation=self.operation)
+        reply, call = await send(self.runtime, model, body, payload, stream=stream, path=path, operation=self.operation, allow=allow)
         return reply, call, OFF

@@ -78,6 +78,7 @@ async def send(
     operation: str = A.CHAT,
     affinity: int | None = None,
     pin: str | None = None,
+    allow: Callable[[str], bool] | None = None,
 ) -> tuple[TargetReply, TargetCall]:
     """POST ``body`` to ``path`` on the target ``model`` with its retries and fallbacks (each try
     in its CLIENT span); errors carry the refinement headers, and a pending shadow refinement is
@@ -97,7 +98,7 @@ async def send(
         body = with_stream_usage(body, payload)
     try:
         routed = await router.send(
-            model, body, stream=stream, path=path, new_call=new_call, allow=scope_of_key(), affinity=affinity, pin=pin
+            model, body, stream=stream, path=path, new_call=new_call, allow=both(scope_of_key(), allow), affinity=affinity, pin=pin
         )
     except GatewayError as exc:
         exc.headers.update(run.headers)  # a pending shadow run goes on and is recorded when it ends
@@ -116,6 +117,13 @@ def scope_of_key() -> Callable[[str], bool] | None:
     if tenant is None or not tenant.models:
         return None
     return lambda name: may_use(tenant, name)
+
+
+def both(first: Callable[[str], bool] | None, second: Callable[[str], bool] | None) -> Callable[[str], bool] | None:
+    """A target predicate true where both are (None: no condition)."""
+    if first is None or second is None:
+        return first or second
+    return lambda name: first(name) and second(name)
 
 
 USAGE_PATHS = frozenset({"/chat/completions", "/completions"})

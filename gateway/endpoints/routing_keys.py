@@ -8,6 +8,9 @@ every turn and every tool step of one conversation, so turn N+1 follows turn N; 
 is its own conversation. The key is read before refinement changes the request (a new turn's
 description must not move the conversation).
 
+Each key carries the caller's tenant partition: two tenants with the same opening are placed
+independently, so one cannot steer its requests onto the replica that holds another's prefix.
+
 A shared long system prompt alone is deliberately not a key: it would pile every conversation
 that shares it onto one replica (only the load bound would spread them), while its blocks are in
 every replica's cache after its first request there anyway.
@@ -28,14 +31,14 @@ def _text(content: Any) -> str:
     return ""
 
 
-def _cache_key(payload: dict[str, Any]) -> int | None:
+def _cache_key(payload: dict[str, Any], partition: str) -> int | None:
     value = payload.get("prompt_cache_key")
-    return key_hash("prompt_cache_key", value) if isinstance(value, str) and value else None
+    return key_hash("prompt_cache_key", partition, value) if isinstance(value, str) and value else None
 
 
-def chat_affinity(payload: dict[str, Any]) -> int | None:
-    """A chat completions request's key (None: nothing to key on)."""
-    hinted = _cache_key(payload)
+def chat_affinity(payload: dict[str, Any], partition: str = "shared") -> int | None:
+    """A chat completions request's key for a caller of tenant ``partition`` (None: nothing to key on)."""
+    hinted = _cache_key(payload, partition)
     if hinted is not None:
         return hinted
     messages = payload.get("messages")
@@ -47,22 +50,22 @@ def chat_affinity(payload: dict[str, Any]) -> int | None:
             continue
         role = message.get("role")
         if role == "user":
-            return key_hash("chat", "\n".join(system), _text(message.get("content")))
+            return key_hash("chat", partition, "\n".join(system), _text(message.get("content")))
         if role in ("system", "developer"):
             system.append(_text(message.get("content")))
-    return key_hash("chat", "\n".join(system), "") if system else None
+    return key_hash("chat", partition, "\n".join(system), "") if system else None
 
 
-def responses_affinity(payload: dict[str, Any]) -> int | None:
-    """A Responses API request's key (None: nothing to key on)."""
-    hinted = _cache_key(payload)
+def responses_affinity(payload: dict[str, Any], partition: str = "shared") -> int | None:
+    """A Responses API request's key for a caller of tenant ``partition`` (None: nothing to key on)."""
+    hinted = _cache_key(payload, partition)
     if hinted is not None:
         return hinted
     instructions = payload.get("instructions")
     system = [instructions] if isinstance(instructions, str) else []
     value = payload.get("input")
     if isinstance(value, str):
-        return key_hash("chat", "\n".join(system), value)
+        return key_hash("chat", partition, "\n".join(system), value)
     if not isinstance(value, list):
         return None
     for item in value:
@@ -70,7 +73,7 @@ def responses_affinity(payload: dict[str, Any]) -> int | None:
             continue
         role = item.get("role")
         if role == "user":
-            return key_hash("chat", "\n".join(system), _text(item.get("content")))
+            return key_hash("chat", partition, "\n".join(system), _text(item.get("content")))
         if role in ("system", "developer"):
             system.append(_text(item.get("content")))
-    return key_hash("chat", "\n".join(system), "") if system else None
+    return key_hash("chat", partition, "\n".join(system), "") if system else None

@@ -6,7 +6,7 @@ prompt's BLAKE2b hash decides (:func:`routes_to_candidate`), so the same text al
 version and the refinement cache and conversation history stay consistent.
 
 Every verdict of the merge is counted per arm (accepted, rejected by drift control or as noise,
-failed). Once both arms have ``min_requests`` verdicts, :func:`judge` runs a one-sided
+failed; ``unchanged`` — the stage rightly left the text alone — is counted but not judged). Once both arms have ``min_requests`` verdicts, :func:`judge` runs a one-sided
 two-proportion z-test on the share of verdicts that were *not* accepted: when the candidate's is
 higher with p < ``alpha`` the canary **rolls back** by itself (every call goes to the stable model
 again) and says so on ``/admin/events`` (``canary.rolled_back``). An operator promotes or rolls
@@ -14,14 +14,18 @@ back by hand (``POST /admin/canary/{role}/promote|rollback``, ``mpr-gateway cana
 runs after every verdict once the minimum is reached (repeated looks inflate the false-alarm rate,
 hence the strict default ``alpha`` of 0.001).
 
-State is this process's (like the health of its pools): each gateway process judges its own share
-of the traffic; a reload starts the canary afresh from the config.
+Each gateway process judges its own share of the traffic. A verdict — the test's or an operator's —
+is kept in the shared state (Redis, or the server's directory under ``serve --workers N``): every
+process of the server (every replica, with Redis) adopts it within a second, and a reload keeps it
+(the counts start afresh).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+
+import msgspec
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,8 +33,18 @@ from typing import Any, Literal
 
 State = Literal["active", "rolled_back", "promoted"]
 Arm = Literal["stable", "candidate"]
-Outcome = Literal["accepted", "rejected", "failed"]
-OUTCOMES: tuple[Outcome, ...] = ("accepted", "rejected", "failed")
+Outcome = Literal["accepted", "rejected", "failed", "unchanged"]
+OUTCOMES: tuple[Outcome, ...] = ("accepted", "rejected", "failed", "unchanged")
+
+
+def verdict_outcome(failed: bool, accepted: bool, reason: str | None) -> Outcome:
+    """A merge verdict as a canary outcome (pure): ``unchanged`` — the stage rightly left the text
+    as it was — is neutral, neither success nor failure, and stays out of the test."""
+    if failed:
+        return "failed"
+    if accepted:
+        return "accepted"
+    return "unchanged" if reason == "unchanged" else "rejected"
 
 
 def routes_to_candidate(text: str, share: float) -> bool:
@@ -51,12 +65,14 @@ class ArmCounts:
     accepted: int = 0
     rejected: int = 0
     failed: int = 0
+    unchanged: int = 0  # neutral: not judged
     latency_ms: float = 0.0
     drift_sum: float = 0.0
     drift_n: int = 0
 
     @property
     def total(self) -> int:
+        """The judged verdicts (``unchanged`` ones are not)."""
         return self.accepted + self.rejected + self.failed
 
     @property
@@ -70,8 +86,9 @@ class ArmCounts:
             "accepted": self.accepted,
             "rejected": self.rejected,
             "failed": self.failed,
+            "unchanged": self.unchanged,
             "acceptance_rate": round(self.accepted / total, 4) if total else None,
-            "mean_latency_ms": round(self.latency_ms / total, 2) if total else None,
+            "mean_latency_ms": round(self.latency_ms / (total + self.unchanged), 2) if total + self.unchanged else None,
             "mean_drift": round(self.drift_sum / self.drift_n, 4) if self.drift_n else None,
         }
 
@@ -119,7 +136,7 @@ class Canary:
     last: Judgement = field(default_factory=lambda: Judgement(False))
     changed_at: float = field(default_factory=time.time)
     reason: str | None = None
-    on_change: Callable[[Canary, str], None] | None = None  # (canary, event kind): the operator's event stream
+    on_change: Callable[[Canary, str, bool], None] | None = None  # (canary, event kind, adopted from another process)
 
     @property
     def fingerprint(self) -> str:
@@ -142,6 +159,8 @@ class Canary:
             counts.accepted += 1
         elif outcome == "rejected":
             counts.rejected += 1
+        elif outcome == "unchanged":
+            counts.unchanged += 1
         else:
             counts.failed += 1
         counts.latency_ms += latency_ms
@@ -154,14 +173,37 @@ class Canary:
         if self.last.worse and self.auto_rollback:
             self.set_state("rolled_back", f"candidate worse: p={self.last.p_value:.2g} < alpha {self.alpha:g}")
 
-    def set_state(self, state: State, reason: str) -> bool:
-        """Promote or roll back (False: already so)."""
+    def set_state(self, state: State, reason: str, adopted: bool = False) -> bool:
+        """Promote or roll back (False: already so); ``adopted``: another process's verdict, read
+        from the shared state (it is not written back)."""
         if self.state == state:
             return False
         self.state, self.reason, self.changed_at = state, reason, time.time()
         if self.on_change is not None:
-            self.on_change(self, f"canary.{state}")
+            self.on_change(self, f"canary.{state}", adopted)
         return True
+
+    @property
+    def record_key(self) -> str:
+        """Where the verdict lives in the shared state (per stage and candidate)."""
+        return f"canary:{self.role}:{self.model}"
+
+    def verdict(self) -> bytes:
+        """The verdict as stored for the other processes (and the next runtime after a reload)."""
+        return msgspec.json.encode({"state": self.state, "reason": self.reason})
+
+    def adopt(self, raw: bytes | None) -> bool:
+        """Take a stored verdict (from another process, or before a reload); False: nothing new."""
+        if raw is None:
+            return False
+        try:
+            stored = msgspec.json.decode(raw)
+            state, reason = stored["state"], stored.get("reason")
+        except (msgspec.DecodeError, KeyError, TypeError):
+            return False
+        if state not in ("active", "rolled_back", "promoted"):
+            return False
+        return self.set_state(state, str(reason or "shared verdict"), adopted=True)
 
     def as_dict(self) -> dict[str, Any]:
         return {

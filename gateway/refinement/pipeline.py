@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 
 from gateway.config.models import RefinementConfig, Role
-from gateway.refinement.canary import Canary
+from gateway.refinement.canary import Canary, verdict_outcome
 from gateway.refinement.cache_key import cache_key, gateway_version, settings_digest, stage_fingerprint
 from gateway.refinement.gate import GateDecision, decide
 from gateway.refinement.lexicon import Lexicon
@@ -170,9 +170,9 @@ class Refiner:
             if result is None or result.arm is None or verdict is None:
                 continue
             failed = result.error is not None or result.fallback_from is not None
-            outcome = "failed" if failed else "accepted" if verdict.accepted else "rejected"
+            outcome = verdict_outcome(failed, verdict.accepted, verdict.reason)
             canary.record(result.arm, outcome, result.latency_ms, verdict.drift)  # type: ignore[arg-type]
-            self.telemetry.metrics.canary_verdict(role.value, result.arm, outcome)
+            self.telemetry.metrics.canary_verdict(role.value, result.arm, outcome, result.latency_ms / 1000.0, verdict.drift)
 
     async def _fan_out(self, text: str, roles: tuple[Role, ...], headers: dict[str, str] | None) -> dict[Role, StageResult]:
         """Start every stage at once; whatever is unfinished at the deadline is cancelled."""
@@ -188,11 +188,13 @@ class Refiner:
                 await asyncio.gather(*pending, return_exceptions=True)
         results: dict[Role, StageResult] = {}
         for role, task in tasks.items():
+            canary = self._canaries.get(role)
+            arm = canary.arm(text) if canary is not None else None  # pure and sticky: the arm the call took
             if task.cancelled():
-                results[role] = StageResult(role, error="deadline", latency_ms=self.config.deadline_s * 1000)
+                results[role] = StageResult(role, error="deadline", latency_ms=self.config.deadline_s * 1000, arm=arm)
             elif (exc := task.exception()) is not None:
                 log.error("stage %s raised %s", role.value, type(exc).__name__, exc_info=exc)
-                results[role] = StageResult(role, error="internal_error")
+                results[role] = StageResult(role, error="internal_error", arm=arm)
             else:
                 results[role] = task.result()
         return results

@@ -27,6 +27,16 @@ class SharedState(Protocol):
         """Store ``value`` under ``key`` for ``ttl_s`` seconds (best effort: errors are swallowed)."""
         ...
 
+    async def record_put(self, key: str, value: bytes, ttl_s: float) -> None:
+        """Keep a small durable record (who created a response, a canary's verdict) for ``ttl_s``:
+        every sharing process sees it — the workers of one server too, without Redis — and the
+        cache's LRU never evicts it (best effort)."""
+        ...
+
+    async def record_get(self, key: str) -> bytes | None:
+        """The record stored under ``key``, or None (missing, expired, or the store unreachable)."""
+        ...
+
     async def take(self, key: str, rate: float, burst: int) -> float:
         """Take one token from ``key``'s bucket (``rate`` per second up to ``burst``): 0.0 when
         allowed, else the seconds until a token is available. Atomic across the sharing processes."""

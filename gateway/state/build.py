@@ -7,12 +7,13 @@ from gateway.state import SharedState
 from gateway.state.failopen import FailOpenState
 from gateway.state.local import LocalState
 from gateway.state.redis_state import RedisState
+from gateway.state.records import records_from_env
 from gateway.state.registrations import registrations_from_env
 
 
 def build_state(config: StateConfig) -> SharedState:
     """In-process state without ``redis_url``; else Redis behind the fail-open wrapper."""
-    local = LocalState(config.local_cache_entries, registrations=registrations_from_env())
+    local = LocalState(config.local_cache_entries, registrations=registrations_from_env(), records=records_from_env())
     if config.redis_url is None:
         return local
     redis = RedisState(

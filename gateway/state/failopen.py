@@ -73,6 +73,26 @@ class FailOpenState:
         except FAILURES as exc:
             self._failed("cache_put", exc)
 
+    async def record_put(self, key: str, value: bytes, ttl_s: float) -> None:
+        await self.fallback.record_put(key, value, ttl_s)  # this server's own copy, for while Redis is down
+        if not self.reachable:
+            return
+        try:
+            await self.primary.record_put(key, value, ttl_s)
+        except FAILURES as exc:
+            self._failed("record_put", exc)
+
+    async def record_get(self, key: str) -> bytes | None:
+        if self.reachable:
+            try:
+                found = await self.primary.record_get(key)
+            except FAILURES as exc:
+                self._failed("record_get", exc)
+            else:
+                if found is not None:
+                    return found
+        return await self.fallback.record_get(key)
+
     async def take(self, key: str, rate: float, burst: int) -> float:
         if self.reachable:
             try:

@@ -12,6 +12,7 @@ from typing import Any
 from gateway.ratelimit import TokenBuckets
 from gateway.state import DownWatcher
 from gateway.state.quota import PROCESS_QUOTA, CounterSpec
+from gateway.state.records import MemoryRecords, RecordStore
 from gateway.state.registrations import MemoryRegistrations, RegistrationStore
 
 
@@ -19,11 +20,16 @@ class LocalState:
     """Everything in this process; ``max_entries`` bounds the cache (least recently used go first)."""
 
     def __init__(
-        self, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic, registrations: RegistrationStore | None = None
+        self,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+        registrations: RegistrationStore | None = None,
+        records: RecordStore | None = None,
     ) -> None:
         self.max_entries = max_entries
         self.clock = clock
         self.registrations: RegistrationStore = registrations if registrations is not None else MemoryRegistrations(clock)
+        self.records: RecordStore = records if records is not None else MemoryRecords()  # build_state: the process's
         self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._buckets: dict[tuple[float, int], TokenBuckets] = {}
         self.quota = PROCESS_QUOTA  # tenants' token counters and usage buckets: the process's, kept across reloads
@@ -46,6 +52,13 @@ class LocalState:
         self._cache.move_to_end(key)
         while len(self._cache) > self.max_entries:
             self._cache.popitem(last=False)
+
+    async def record_put(self, key: str, value: bytes, ttl_s: float) -> None:
+        if ttl_s > 0:
+            self.records.put(key, value, ttl_s)
+
+    async def record_get(self, key: str) -> bytes | None:
+        return self.records.get(key)
 
     async def take(self, key: str, rate: float, burst: int) -> float:
         return self.take_now(key, rate, burst)

@@ -119,6 +119,17 @@ class RedisState:
         async with asyncio.timeout(self.op_timeout_s):
             await self.client.set(self.prefix + "cache:" + key, value, px=max(1, int(ttl_s * 1000)))
 
+    async def record_get(self, key: str) -> bytes | None:
+        async with asyncio.timeout(self.op_timeout_s):
+            value = await self.client.get(self.prefix + "rec:" + key)
+        return bytes(value) if value is not None else None
+
+    async def record_put(self, key: str, value: bytes, ttl_s: float) -> None:
+        if ttl_s <= 0:
+            return
+        async with asyncio.timeout(self.op_timeout_s):
+            await self.client.set(self.prefix + "rec:" + key, value, px=max(1, int(ttl_s * 1000)))
+
     async def take(self, key: str, rate: float, burst: int) -> float:
         async with asyncio.timeout(self.op_timeout_s):
             wait = await self._take(keys=[bucket_key(self.prefix, key)], args=[repr(float(rate)), effective_burst(rate, burst)])

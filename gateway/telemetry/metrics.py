@@ -239,6 +239,18 @@ class Metrics:
             "Merge verdicts of a canaried stage, by stage, arm (stable, candidate) and outcome (accepted, rejected, failed)",
             ("stage", "arm", "outcome"),
         )
+        self.canary_duration = _Histogram(
+            "mpr_canary_stage_duration_seconds",
+            "Latency of a canaried stage's calls, by stage and arm (stable, candidate)",
+            ("stage", "arm"),
+            STAGE_BUCKETS,
+        )
+        self.canary_drift = _Histogram(
+            "mpr_canary_drift",
+            "Drift of a canaried stage's outputs against the prompt, by stage and arm (stable, candidate)",
+            ("stage", "arm"),
+            DRIFT_BUCKETS,
+        )
         self.tenant_tokens = _Counter(
             "mpr_tenant_tokens",
             "Tokens used, by key name (never the key), model, kind (prompt, completion) and stage (target or a refinement stage)",
@@ -283,6 +295,8 @@ class Metrics:
         yield self.target_attempts.family()
         yield self.refinement_cache_results.family()
         yield self.canary_verdicts.family()
+        yield self.canary_duration.family()
+        yield self.canary_drift.family()
         yield self.tenant_tokens.family()
         yield self.tenant_requests.family()
         yield self.tenant_refusals.family()
@@ -344,9 +358,13 @@ class Metrics:
         """One target call attempt and what followed it (see :mod:`gateway.upstream.retry`)."""
         self.target_attempts.inc((target, outcome))
 
-    def canary_verdict(self, stage: str, arm: str, outcome: str) -> None:
-        """One merge verdict of a canaried stage (:mod:`gateway.refinement.canary`)."""
+    def canary_verdict(self, stage: str, arm: str, outcome: str, latency_s: float, drift: float | None) -> None:
+        """One merge verdict of a canaried stage (:mod:`gateway.refinement.canary`), its call's
+        latency and its output's drift (None: no output)."""
         self.canary_verdicts.inc((stage, arm, outcome))
+        self.canary_duration.observe(self.canary_duration.child((stage, arm)), latency_s)
+        if drift is not None:
+            self.canary_drift.observe(self.canary_drift.child((stage, arm)), drift)
 
     # -- exposition -----------------------------------------------------------------------
     def render(self) -> bytes:

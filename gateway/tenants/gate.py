@@ -47,15 +47,31 @@ def read_head(raw: bytes) -> tuple[str | None, int | None]:
     return model, None
 
 
-ACCOUNT_PREFIX = "x-ratelimit-"
+TENANT_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-disposition",
+        "content-language",
+        "cache-control",
+        "retry-after",
+        "retry-after-ms",
+        "x-request-id",
+        "openai-processing-ms",
+        "openai-version",
+    }
+)
+"""The target's response headers a tenant key gets: what a client needs to read the answer and
+back off. Everything else a target or the provider behind it sends — account-wide rate limits
+(``x-ratelimit-*``, ``anthropic-ratelimit-*``: what every tenant used), spend, vendor traces — stays
+with the operator; the gateway's own ``x-mpr-*`` headers go through."""
 
 
 def tenant_headers(headers: dict[str, str]) -> dict[str, str]:
-    """``headers`` without the target's ``x-ratelimit-*``: they describe the operator's whole
-    account (what every tenant used), not the key's own limits (pure; ``headers`` when none)."""
-    if not any(name.startswith(ACCOUNT_PREFIX) for name in headers):
+    """``headers`` as a tenant key may see them (:data:`TENANT_HEADERS` and ``x-mpr-*``; pure;
+    ``headers`` itself when nothing is dropped)."""
+    if all(name in TENANT_HEADERS or name.startswith("x-mpr-") for name in headers):
         return headers
-    return {name: value for name, value in headers.items() if not name.startswith(ACCOUNT_PREFIX)}
+    return {name: value for name, value in headers.items() if name in TENANT_HEADERS or name.startswith("x-mpr-")}
 
 
 def not_allowed(model: str) -> ModelNotFound:

@@ -57,32 +57,40 @@ def key_hash(*parts: str) -> int:
 class Ring:
     """The ring of one set of endpoint URLs: for any key hash, the endpoints in ring order."""
 
-    __slots__ = ("urls", "_points", "_orders")
+    __slots__ = ("urls", "_points", "_owners", "_orders")
 
     def __init__(self, urls: Sequence[str], vnodes: int = VNODES) -> None:
         self.urls = tuple(urls)
         points = sorted((key_hash(url, str(v)), index) for index, url in enumerate(self.urls) for v in range(vnodes))
         self._points = [p for p, _ in points]
-        # for each ring point, every endpoint index once, in clockwise order from it (n is small)
-        owners = [i for _, i in points]
-        count = len(self.urls)
-        orders: list[tuple[int, ...]] = []
-        for start in range(len(owners)):
-            seen: list[int] = []
-            at = start
-            while len(seen) < count:
-                if owners[at] not in seen:
-                    seen.append(owners[at])
-                at = (at + 1) % len(owners)
-            orders.append(tuple(seen))
-        self._orders = orders
+        self._owners = [i for _, i in points]
+        self._orders: dict[int, tuple[int, ...]] = {}  # ring point → its order, walked once when first needed
 
     def order(self, hashed: int) -> tuple[int, ...]:
         """Endpoint indices (into :attr:`urls`) from the key's home clockwise, each once."""
-        if not self._points:
+        points = self._points
+        if not points:
             return ()
-        at = bisect.bisect_left(self._points, hashed)
-        return self._orders[at if at < len(self._orders) else 0]
+        start = bisect.bisect_left(points, hashed)
+        if start == len(points):
+            start = 0
+        order = self._orders.get(start)
+        if order is None:
+            order = self._orders[start] = self._walk(start)
+        return order
+
+    def _walk(self, start: int) -> tuple[int, ...]:
+        owners, count = self._owners, len(self.urls)
+        seen: list[int] = []
+        found: set[int] = set()
+        at = start
+        while len(seen) < count:
+            owner = owners[at]
+            if owner not in found:
+                found.add(owner)
+                seen.append(owner)
+            at = at + 1 if at + 1 < len(owners) else 0
+        return tuple(seen)
 
 
 def load_bound(total_in_flight: int, ready: int, epsilon: float) -> int:

@@ -6,8 +6,9 @@ its ``fallbacks`` in order (their own fallbacks are not followed), as
 streaming 200 is returned at once (committed), so a stream is never sent twice. The request body
 is built once by the caller; a fallback gets it with its own upstream model name.
 
-A fallback the caller may not use (``allow``: the client key's model scope) is skipped, never
-called, and named in ``x-mpr-fallbacks-skipped``. The reply (or the error raised) carries
+A fallback the caller may not use (``allow``: the client key's model scope, a pass-through path
+the fallback does not open) is skipped, never called, and counted in ``x-mpr-fallbacks-skipped``
+when the call fails. The reply (or the error raised) carries
 ``x-mpr-target`` (the target that answered) and ``x-mpr-attempts`` (tries in all). Each attempt gets its own target CLIENT span from ``new_call``
 and is counted in ``mpr_target_attempts_total{target,outcome}``.
 """
@@ -43,10 +44,13 @@ def _no_call(config: TargetConfig, attempt: int) -> TargetCall:
     return NULL_CALL
 
 
-def route_headers(target: str, attempts: int, skipped: tuple[str, ...] = ()) -> dict[str, str]:
+def route_headers(target: str, attempts: int, skipped: int = 0) -> dict[str, str]:
+    """``x-mpr-target``, ``x-mpr-attempts`` and, when fallbacks outside the key's scope were left
+    out of a call that failed, how many (never their names: a key learns nothing of the models it
+    may not use)."""
     headers = {TARGET_HEADER: target, ATTEMPTS_HEADER: str(attempts)}
     if skipped:
-        headers[SKIPPED_HEADER] = ",".join(skipped)
+        headers[SKIPPED_HEADER] = str(skipped)
     return headers
 
 
@@ -165,11 +169,11 @@ class TargetRouter:
                         call.finish(reply.status, reply.body)
                         reply.finish()
                         refused = UpstreamCredentialRefused.of(target, reply.status)
-                        refused.headers.update(route_headers(target, total, skipped))
+                        refused.headers.update(route_headers(target, total))
                         raise refused
                     if reply.status not in policy.on_status:  # success, or the client's fault: final
                         self.metrics.target_attempt(target, "ok")
-                        reply.headers.update(route_headers(target, total, skipped))
+                        reply.headers.update(route_headers(target, total))
                         return Routed(reply, call, target, total)
                     retryable = True
                 remaining = policy.deadline_s - (self._clock() - started)
@@ -186,10 +190,10 @@ class TargetRouter:
                 self.metrics.target_attempt(target, outcome_of(decision, error is None))
                 if decision.action in ("done", "give_up"):
                     if error is not None:
-                        error.headers.update(route_headers(target, total, skipped))
+                        error.headers.update(route_headers(target, total, len(skipped)))
                         raise error
                     assert reply is not None
-                    reply.headers.update(route_headers(target, total, skipped))
+                    reply.headers.update(route_headers(target, total, len(skipped)))
                     return Routed(reply, call, target, total)
                 if reply is not None:  # a retryable status: this attempt's span ends here
                     call.finish(reply.status, reply.body)

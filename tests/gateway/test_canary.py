@@ -108,6 +108,8 @@ def test_the_candidate_gets_its_share_sticky_per_prompt_and_can_be_promoted(
         assert calls(peer, "cleaner") == before  # promoted: every call to the candidate
         metrics = httpx.get(gw.url + "/metrics", timeout=5).text
         assert re.search(r'mpr_canary_verdicts_total\{arm="candidate",outcome="accepted",stage="cleaner"\} [1-9]', metrics)
+        assert re.search(r'mpr_canary_stage_duration_seconds_count\{arm="stable",stage="cleaner"\} [1-9]', metrics)
+        assert re.search(r'mpr_canary_drift_count\{arm="candidate",stage="cleaner"\} [1-9]', metrics)
     finally:
         gw.stop()
 
@@ -137,3 +139,26 @@ def test_a_broken_candidate_is_rolled_back_with_an_event(peer: FakeOpenAI, tmp_p
         assert "rolled back" in canary_cli(gw, "status", "cleaner").stdout
     finally:
         gw.stop()
+
+
+def test_a_verdict_reaches_every_worker_and_survives_a_reload(peer: FakeOpenAI, tmp_path: Any) -> None:
+    """``serve --workers 2`` without Redis: an operator's rollback, answered by one worker, is
+    adopted by the other within a second (the server's shared directory), and a reload keeps it."""
+    peer.behave("cleaner@2", Behaviour(reply=corrected))
+    config = routes(peer.base_url, peer.base_url, server={"admin_keys": [ADMIN], "probe_interval_s": 0.5})
+    config["adapters"] = {"cleaner": {**config["adapters"]["cleaner"], "canary": {"model": "cleaner@2", "share": 0.5}}}
+    config["refinement"] = {**config["refinement"], "stages": ["cleaner"]}
+    with GatewayProcess(config, tmp_path, workers=2) as gw:
+        wait_until(lambda: 'mpr_server_workers{state="live"} 2.0' in httpx.get(gw.url + "/metrics", timeout=5).text, timeout=30)
+        assert canary_cli(gw, "rollback", "cleaner").returncode == 0
+
+        def states() -> set[str]:  # new connections land on either worker
+            return {httpx.get(gw.url + "/admin/canary", headers=AUTH, timeout=5).json()["data"][0]["state"] for _ in range(16)}
+
+        wait_until(lambda: states() == {"rolled_back"}, timeout=5)
+        before = calls(peer, "cleaner@2")
+        for n in range(40):
+            chat(gw, prompt(n))
+        assert calls(peer, "cleaner@2") == before  # no worker sends the candidate anything
+        assert httpx.post(gw.url + "/admin/reload", headers=AUTH, timeout=10).status_code == 200
+        wait_until(lambda: states() == {"rolled_back"}, timeout=5)

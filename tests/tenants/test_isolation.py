@@ -163,7 +163,7 @@ def test_another_tenant_gets_404_for_a_response_on_every_route_and_replica(
             assert assert_openai_error(r, 404, code="not_found")["param"] == "response_id"
             assert "secret" not in r.text
         cont = post(gw, "/responses", "team-b", {"model": "gpt", "input": "go on", "previous_response_id": rid})
-        assert assert_openai_error(cont, 404, code="not_found")["param"] == "previous_response_id"
+        assert assert_openai_error(cont, 400, code="previous_response_not_found")["param"] == "previous_response_id"
     assert upstreams[0].calls == [] and upstreams[1].calls == []  # none of it reached a target
     mine = httpx.get(f"{second.base_url}/responses/{rid}", headers=auth("team-a"), timeout=10)  # the owner, on the other replica
     assert mine.status_code == 200 and "secret plan" in mine.json()["output"][0]["content"][0]["text"]
@@ -205,7 +205,7 @@ def test_a_fallback_outside_the_key_scope_is_skipped_and_said(gw: GatewayProcess
     for path, payload in (("/chat/completions", body), ("/responses", {"model": "gpt", "input": "hello"}), ("/moderations", {"model": "gpt", "input": "x"})):
         scoped = post(gw, path, "team-a", payload)
         assert scoped.status_code == 503, scoped.text
-        assert scoped.headers["x-mpr-target"] == "gpt" and scoped.headers["x-mpr-fallbacks-skipped"] == "model-b"
+        assert scoped.headers["x-mpr-target"] == "gpt" and scoped.headers["x-mpr-fallbacks-skipped"] == "1"  # a count: no name
         assert scoped.headers["x-mpr-attempts"] == "2"  # the retry went to the same target
     assert len(a.calls) == 6 and b.calls == []  # never served by a target outside its scope
     wide = post(gw, "/chat/completions", "wide", body)
@@ -288,3 +288,23 @@ def test_a_target_refusing_the_operator_credential_is_the_gateway_502(
         assert assert_openai_error(r, 502, code="upstream_auth_failed")["message"].startswith("The target 'gpt' refused")
         assert "failing" not in r.text and "openai-organization" not in r.headers
     assert upstreams[1].calls == []  # not a reason to fail over either
+
+
+def test_owners_are_shared_by_the_workers_of_one_server_without_redis(
+    upstreams: tuple[RecordingUpstream, RecordingUpstream], tmp_path: Any
+) -> None:
+    """``serve --workers 2`` and no Redis: a response made on one worker is its owner's on the
+    other (the server's shared directory), and still nobody else's."""
+    from tests.support.gateway_proc import GatewayProcess as Process
+
+    config = isolation_config(*upstreams, "redis://127.0.0.1:1")
+    del config["state"]
+    with Process(config, tmp_path, env={"OPERATOR_KEY": OPERATOR_CREDENTIAL}, workers=2) as gw:
+        for _ in range(100):
+            if 'mpr_server_workers{state="live"} 2.0' in httpx.get(gw.url + "/metrics", headers=auth("admin"), timeout=5).text:
+                break
+        rid = post(gw, "/responses", "team-a", {"model": "gpt", "input": "mine"}).json()["id"]
+        mine = [httpx.get(f"{gw.base_url}/responses/{rid}", headers=auth("team-a"), timeout=5).status_code for _ in range(12)]
+        theirs = [httpx.get(f"{gw.base_url}/responses/{rid}", headers=auth("team-b"), timeout=5).status_code for _ in range(12)]
+        go_on = [post(gw, "/responses", "team-a", {"model": "gpt", "input": "more", "previous_response_id": rid}).status_code for _ in range(6)]
+    assert set(mine) == {200} and set(theirs) == {404} and set(go_on) == {200}

@@ -109,8 +109,22 @@ def test_partitions_split_the_cache_and_the_conversation_keys() -> None:
     assert turn_keys(["hi", "again"], partition_of(a)) != turn_keys(["hi", "again"], partition_of(b))
 
 
-def test_a_tenant_sees_no_account_wide_rate_limits() -> None:
-    headers = {"retry-after": "2", "x-ratelimit-remaining-requests": "9", "x-request-id": "r"}
-    assert tenant_headers(headers) == {"retry-after": "2", "x-request-id": "r"}
-    clean = {"content-type": "application/json"}
+def test_a_tenant_gets_only_the_headers_a_client_needs() -> None:
+    headers = {"retry-after": "2", "x-ratelimit-remaining-requests": "9", "anthropic-ratelimit-tokens-remaining": "5",
+               "x-litellm-key-spend": "3.2", "x-request-id": "r", "x-mpr-target": "gpt", "content-type": "audio/mpeg"}
+    assert tenant_headers(headers) == {"retry-after": "2", "x-request-id": "r", "x-mpr-target": "gpt", "content-type": "audio/mpeg"}
+    clean = {"content-type": "application/json", "x-mpr-attempts": "1"}
     assert tenant_headers(clean) is clean
+
+
+def test_check_config_warns_when_tenants_meet_open_ops_endpoints() -> None:
+    from gateway.config.checks import config_warnings
+    from gateway.config.models import GatewayConfig
+
+    base = {"targets": [{"name": "gpt", "endpoints": ["http://127.0.0.1:9/v1"]}], "refinement": {"stages": []}}
+    tenants = {"keys": [{"name": "a", "key": "sk-a-0123456789"}]}
+    open_ops = GatewayConfig.model_validate({**base, "server": tenants})
+    closed = GatewayConfig.model_validate({**base, "server": {**tenants, "protect_ops_endpoints": True}})
+    assert [path for path, _ in config_warnings(open_ops)] == ["server.protect_ops_endpoints"]
+    assert config_warnings(closed) == []
+    assert config_warnings(GatewayConfig.model_validate(base)) == []  # no tenants: nothing to leak

@@ -32,7 +32,7 @@ def test_a_clearly_worse_candidate_is_judged_worse_and_a_similar_one_is_not() ->
 
 def test_the_canary_rolls_back_by_itself_and_says_so() -> None:
     seen: list[str] = []
-    canary = Canary("cleaner", "cleaner", "cleaner@2", 0.5, min_requests=20, alpha=0.001, on_change=lambda c, kind: seen.append(kind))
+    canary = Canary("cleaner", "cleaner", "cleaner@2", 0.5, min_requests=20, alpha=0.001, on_change=lambda c, kind, adopted: seen.append(kind))
     before = canary.fingerprint
     for _ in range(20):
         canary.record("stable", "accepted", 2.0, 0.03)
@@ -51,3 +51,30 @@ def test_report_only_canaries_never_roll_back() -> None:
         canary.record("stable", "accepted", 1.0, None)
         canary.record("candidate", "rejected", 1.0, None)
     assert canary.state == "active" and canary.last.worse
+
+
+def test_a_stored_verdict_is_adopted_once_and_not_written_back() -> None:
+    seen: list[tuple[str, bool]] = []
+    canary = Canary("cleaner", "cleaner", "cleaner@2", 0.5, on_change=lambda c, kind, adopted: seen.append((kind, adopted)))
+    other = Canary("cleaner", "cleaner", "cleaner@2", 0.5)
+    other.set_state("rolled_back", "operator: rollback")
+    assert canary.adopt(other.verdict()) and canary.state == "rolled_back" and canary.reason == "operator: rollback"
+    assert not canary.adopt(other.verdict())  # nothing new
+    assert not canary.adopt(b"junk") and not canary.adopt(None)
+    assert seen == [("canary.rolled_back", True)]
+    assert canary.record_key == "canary:cleaner:cleaner@2"
+
+
+def test_unchanged_is_neutral() -> None:
+    from gateway.refinement.canary import verdict_outcome
+
+    assert verdict_outcome(False, False, "unchanged") == "unchanged"
+    assert verdict_outcome(False, False, "drift") == "rejected"
+    assert verdict_outcome(True, False, None) == "failed"
+    canary = Canary("cleaner", "cleaner", "cleaner@2", 0.5, min_requests=10, alpha=0.01)
+    for _ in range(10):
+        canary.record("stable", "accepted", 1.0, None)
+        canary.record("candidate", "accepted", 1.0, None)
+    for _ in range(50):  # a candidate that rightly leaves clean prompts alone is not worse for it
+        canary.record("candidate", "unchanged", 1.0, None)
+    assert canary.state == "active" and canary.arms["candidate"].total == 10

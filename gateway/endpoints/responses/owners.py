@@ -1,7 +1,8 @@
 """Who created a stored response, and where it lives: :class:`Owner` records (tenant partition,
-target, replica) kept in this process (a bounded LRU, carried across reloads) and in the runtime's
-:class:`~gateway.state.SharedState` (Redis when configured: every replica agrees), and the pure
-decision of what a caller may do with a response id (:func:`access`).
+target, replica) kept in this process (a bounded LRU, carried across reloads) and as records of
+the runtime's :class:`~gateway.state.SharedState` (Redis when configured: every replica agrees;
+without it the server's shared directory under ``serve --workers N``), and the pure decision of
+what a caller may do with a response id (:func:`access`).
 
 OpenAI scopes a response to the project that created them and answers 404 to anyone else; the
 gateway calls its targets with the operator's one credential, so the target cannot tell tenants
@@ -113,7 +114,7 @@ class ResponseOwners:
         still knows it)."""
         self.index.remember(response_id, owner)
         try:
-            await self.state.cache_put(KEY_PREFIX + response_id, owner.encode(), TTL_S)
+            await self.state.record_put(KEY_PREFIX + response_id, owner.encode(), TTL_S)
         except Exception as exc:  # noqa: BLE001 - never fails the request that created it
             log.warning("response owner store failed (%s)", type(exc).__name__)
 
@@ -123,7 +124,7 @@ class ResponseOwners:
         if found is not None:
             return found
         try:
-            found = Owner.decode(await self.state.cache_get(KEY_PREFIX + response_id))
+            found = Owner.decode(await self.state.record_get(KEY_PREFIX + response_id))
         except Exception as exc:  # noqa: BLE001 - an unreachable store is an unknown owner
             log.warning("response owner lookup failed (%s)", type(exc).__name__)
             return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -34,7 +35,7 @@ from gateway.endpoints.responses.bridge import ChatStreamTranslator, from_chat, 
 from gateway.endpoints.routing_keys import responses_affinity
 from gateway.endpoints.responses.owners import Owner, ResponseIndex, ResponseOwners, access
 from gateway.endpoints.responses.protocol import StreamWatch, input_turns, present_input, validate_input
-from gateway.errors import GatewayError, NotFound, UpstreamCredentialRefused, UpstreamTimeout, UpstreamUnreachable
+from gateway.errors import GatewayError, InvalidRequest, NotFound, UpstreamCredentialRefused, UpstreamTimeout, UpstreamUnreachable
 from gateway.refinement.controls import RefineControls, parse_controls
 from gateway.runtime import Runtime
 from gateway.telemetry import TargetCall
@@ -44,7 +45,7 @@ from gateway.upstream.http import relay_headers
 from gateway.upstream.router import CREDENTIAL_REFUSED, TARGET_HEADER, route_headers_of
 from gateway.upstream.target import TargetClient, TargetReply
 from gateway.tenants.gate import tenant_headers
-from gateway.tenants.meter import current_tenant, stream_meter
+from gateway.tenants.meter import current_partition, current_tenant, stream_meter
 from gateway.tenants.partition import partition_of
 from gateway.tenants.policy import may_use
 
@@ -75,9 +76,14 @@ def carry_index(old: Runtime, new: Runtime) -> None:
     weakref.finalize(new, _INDEXES.pop, key, None)
 
 
-def previous_not_found(response_id: str) -> NotFound:
-    """OpenAI's 404 for a ``previous_response_id`` the caller may not continue."""
-    return NotFound(f"Previous response with id '{response_id}' not found.", param="previous_response_id")
+RESPONSE_ID = re.compile(r"[A-Za-z0-9_\-]{1,256}")
+"""What a response id may be (OpenAI's and vLLM's: ``resp_`` and letters, digits, ``_``, ``-``)."""
+
+
+def previous_not_found(response_id: str) -> InvalidRequest:
+    """OpenAI's answer for a ``previous_response_id`` the caller may not continue (as for one that
+    does not exist): 400 ``previous_response_not_found``."""
+    return InvalidRequest(f"Previous response with id '{response_id}' not found.", param="previous_response_id", code="previous_response_not_found")
 
 
 def response_not_found(response_id: str) -> NotFound:
@@ -165,7 +171,7 @@ class Responses:
         config = target.config
         router = self.runtime.router
         assert router is not None
-        affinity = responses_affinity(payload) if pin is None and model in router.affine else None  # before refinement
+        affinity = responses_affinity(payload, current_partition()) if pin is None and model in router.affine else None
         slots, new = input_turns(payload.get("input"))
         run, shown = await self.refinement.converse([slot.text for slot in slots], new, model, controls, config)
         presented = [(slot, p) for slot, p in zip(slots, shown) if p is not None]
@@ -320,6 +326,8 @@ class Responses:
         """Pass ``method /v1/responses/{id}{suffix}`` (query string included) through to the
         target that stores the response, for its owner only (see the module docstring)."""
         tenant = await authorize(self.runtime, request)
+        if not RESPONSE_ID.fullmatch(response_id):  # `..`, `%2e%2e`, `?`: never a path upstream
+            raise InvalidRequest(f"Invalid 'response_id': {response_id[:64]!r}.", param="response_id")
         query = request.scope.get("query_string", b"").decode("latin-1")
         path = f"/responses/{response_id}{suffix}" + (f"?{query}" if query else "")
         targets = self.runtime.targets
