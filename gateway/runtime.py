@@ -25,6 +25,7 @@ from gateway.config.models import ALL_ROLES, AdapterConfig
 from gateway.refinement.canary import Canary
 from gateway.refinement.fallback import FallbackStage
 from gateway.refinement.lexicon import lexicon
+from gateway.refinement.ngram import trigram_model
 from gateway.refinement.outcome_cache import OutcomeCache
 from gateway.refinement.pipeline import Refiner
 from gateway.refinement.prompts import load_template
@@ -107,6 +108,9 @@ class Runtime:
             probe_sets.append((pool, session, None))
         if cfg.refinement.builtin_cleaner == "fallback" and Role.CLEANER not in self.builtin_stages:
             backends[Role.CLEANER] = FallbackStage(Role.CLEANER, backends.get(Role.CLEANER), SpellingCleaner())
+        gate = cfg.refinement.skip_gate
+        if backends and gate.enabled and gate.context_check:
+            trigram_model()  # the gate's language model (~35 MB, ~40 ms) now, not on some request's path
         cache = cfg.refinement.cache
         outcomes = OutcomeCache(self.state, cache.ttl_s, self.telemetry.metrics) if cache.enabled else None
         self.refiner = Refiner(cfg.refinement, backends, vocabulary, self.telemetry, outcomes)
