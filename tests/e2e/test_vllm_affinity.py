@@ -169,12 +169,16 @@ def test_affinity_keeps_the_prefix_cache_of_a_single_replica(vllm_worker: Worker
     print("\nprefix-cache hit rate (vLLM's counters, prompt tokens, both replicas):")
     for name, rate in rates.items():
         print(f"  {name:34s} {rate:6.1%}  ({rate / rates['single replica']:.2f} of a single replica)")
-    peak = max(spread.samples, key=sum)
-    worst = max(max(s) for s in spread.samples)
-    print(f"  affinity in flight: peak total {sum(peak)}, most on one replica {worst}, bound {load_bound(sum(peak) - 1, 2, EPSILON)}")
+    clients = CONVERSATIONS + 1  # concurrent senders: never more in flight than this
+    bound = load_bound(clients - 1, 2, EPSILON)  # the most a replica may hold when the last of them is placed
+    peak = max(sum(sample) for sample in spread.samples)
+    worst = max(max(sample) for sample in spread.samples)
+    print(f"  affinity in flight: peak total {peak}, most on one replica {worst}, bound at {clients} in flight {bound}")
     print(f"  affinity placements: {_affinity(gateway)}")
     assert rates["two replicas, affinity"] >= 0.9 * rates["single replica"], rates
-    assert worst <= load_bound(max(sum(peak) - 1, 0), 2, EPSILON), spread.samples
+    # sampled loads drift below the bound checked at each placement as requests finish unevenly,
+    # so the sound check is the bound of the traffic's concurrency: never all of it on one replica
+    assert worst <= bound < clients, spread.samples
     placed = _affinity(gateway)
     assert placed.get("hit", 0) > 0 and placed.get("none", 0) == 0
 
