@@ -18,6 +18,7 @@ every replica's cache after its first request there anyway.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from gateway.upstream.affinity import key_hash
@@ -36,6 +37,18 @@ def _cache_key(payload: dict[str, Any], partition: str) -> int | None:
     return key_hash("prompt_cache_key", partition, value) if isinstance(value, str) and value else None
 
 
+def _opening(messages: Iterable[dict[str, Any]], partition: str, system: list[str]) -> int | None:
+    """The key of a conversation's opening: the system/developer texts before its first user
+    message (after ``system``) and that message (None: neither)."""
+    for message in messages:
+        role = message.get("role")
+        if role == "user":
+            return key_hash("chat", partition, "\n".join(system), _text(message.get("content")))
+        if role in ("system", "developer"):
+            system.append(_text(message.get("content")))
+    return key_hash("chat", partition, "\n".join(system), "") if system else None
+
+
 def chat_affinity(payload: dict[str, Any], partition: str = "shared") -> int | None:
     """A chat completions request's key for a caller of tenant ``partition`` (None: nothing to key on)."""
     hinted = _cache_key(payload, partition)
@@ -44,16 +57,7 @@ def chat_affinity(payload: dict[str, Any], partition: str = "shared") -> int | N
     messages = payload.get("messages")
     if not isinstance(messages, list):
         return None
-    system: list[str] = []
-    for message in messages:
-        if not isinstance(message, dict):
-            continue
-        role = message.get("role")
-        if role == "user":
-            return key_hash("chat", partition, "\n".join(system), _text(message.get("content")))
-        if role in ("system", "developer"):
-            system.append(_text(message.get("content")))
-    return key_hash("chat", partition, "\n".join(system), "") if system else None
+    return _opening((m for m in messages if isinstance(m, dict)), partition, [])
 
 
 def responses_affinity(payload: dict[str, Any], partition: str = "shared") -> int | None:
@@ -68,12 +72,4 @@ def responses_affinity(payload: dict[str, Any], partition: str = "shared") -> in
         return key_hash("chat", partition, "\n".join(system), value)
     if not isinstance(value, list):
         return None
-    for item in value:
-        if not isinstance(item, dict) or item.get("type", "message") != "message":
-            continue
-        role = item.get("role")
-        if role == "user":
-            return key_hash("chat", partition, "\n".join(system), _text(item.get("content")))
-        if role in ("system", "developer"):
-            system.append(_text(item.get("content")))
-    return key_hash("chat", partition, "\n".join(system), "") if system else None
+    return _opening((i for i in value if isinstance(i, dict) and i.get("type", "message") == "message"), partition, system)

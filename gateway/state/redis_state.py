@@ -108,27 +108,28 @@ class RedisState:
         self._backoff = (listen_backoff_s, listen_backoff_max_s)
         self.on_listen_error: Callable[[BaseException], None] | None = None  # the subscription failed or dropped
 
-    async def cache_get(self, key: str) -> bytes | None:
+    async def _get(self, name: str) -> bytes | None:
         async with asyncio.timeout(self.op_timeout_s):
-            value = await self.client.get(self.prefix + "cache:" + key)
+            value = await self.client.get(self.prefix + name)
         return bytes(value) if value is not None else None
+
+    async def _set(self, name: str, value: bytes, ttl_s: float) -> None:
+        if ttl_s <= 0:
+            return
+        async with asyncio.timeout(self.op_timeout_s):
+            await self.client.set(self.prefix + name, value, px=max(1, int(ttl_s * 1000)))
+
+    async def cache_get(self, key: str) -> bytes | None:
+        return await self._get("cache:" + key)
 
     async def cache_put(self, key: str, value: bytes, ttl_s: float) -> None:
-        if ttl_s <= 0:
-            return
-        async with asyncio.timeout(self.op_timeout_s):
-            await self.client.set(self.prefix + "cache:" + key, value, px=max(1, int(ttl_s * 1000)))
+        await self._set("cache:" + key, value, ttl_s)
 
     async def record_get(self, key: str) -> bytes | None:
-        async with asyncio.timeout(self.op_timeout_s):
-            value = await self.client.get(self.prefix + "rec:" + key)
-        return bytes(value) if value is not None else None
+        return await self._get("rec:" + key)
 
     async def record_put(self, key: str, value: bytes, ttl_s: float) -> None:
-        if ttl_s <= 0:
-            return
-        async with asyncio.timeout(self.op_timeout_s):
-            await self.client.set(self.prefix + "rec:" + key, value, px=max(1, int(ttl_s * 1000)))
+        await self._set("rec:" + key, value, ttl_s)
 
     async def take(self, key: str, rate: float, burst: int) -> float:
         async with asyncio.timeout(self.op_timeout_s):
