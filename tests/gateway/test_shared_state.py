@@ -116,13 +116,16 @@ def test_cooldown_shared_between_gateways(redis_server: RedisServer, target: Fak
     flaky = FaultyPeer().start()
     try:
         tree = routes(target.base_url, server={"probe_interval_s": 60}, state=_state(redis_server))
-        tree["targets"][0].update(endpoints=[flaky.base_url, target.base_url], cooldown_s=30)
+        # least outstanding sends the first request to the first endpoint (ties go first); affinity
+        # (the default) would place it by the ports' hash and might never try the flaky one
+        tree["targets"][0].update(endpoints=[flaky.base_url, target.base_url], cooldown_s=30, balance="least_outstanding")
         one, two = GatewayProcess(tree, tmp_path).launch(), GatewayProcess(tree, tmp_path).launch()
         try:
             one.wait_ready(), two.wait_ready()
             time.sleep(1.0)  # the first probes (both endpoints up) are done; the next in 60 s
             flaky.inject("down")
             assert _chat(one, "x").status_code == 200  # the flaky endpoint refused, the other answered
+            assert any(e["url"] == flaky.base_url and e["cooling_down"] for e in httpx.get(one.url + "/ready").json()["targets"]["test-model"])
             flaky.open_port()  # back up: only the shared verdict keeps it out of rotation now
 
             def cooling(gw: GatewayProcess) -> bool:
