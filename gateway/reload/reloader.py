@@ -23,6 +23,7 @@ from gateway.endpoints.responses.serving import carry_index
 from gateway.refinement.stages import StageBackend
 from gateway.reload.changes import restart_only_changes
 from gateway.reload.live import Live, RuntimeRef
+from gateway.serving import heap
 from gateway.runtime import Runtime, build_runtime
 
 log = logging.getLogger("gateway.reload")
@@ -166,7 +167,11 @@ class Reloader:
 
         task = asyncio.get_running_loop().create_task(retire(), context=contextvars.Context())  # not the request's log context
         self._retiring[task] = old
-        task.add_done_callback(lambda done: self._retiring.pop(done, None))
+        task.add_done_callback(self._retired)
+
+    def _retired(self, done: asyncio.Task[None]) -> None:
+        self._retiring.pop(done, None)
+        asyncio.get_running_loop().call_soon(heap.resettle)  # the old runtime's cycles, once nothing holds it
 
     @property
     def retiring(self) -> int:

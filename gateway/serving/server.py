@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gateway.serving import heap
+
 
 def graceful_server(
     config: Any, runtime: Any, drain_s: float, tick: Callable[[Any, int], None] | None = None, repeated_sigterm_escalates: bool = True
@@ -37,6 +39,10 @@ def graceful_server(
             # uvicorn re-raises a captured SIGTERM after its graceful shutdown, so the process died
             # of the signal (exit -15) instead of exiting 0; a drained shutdown is a clean exit.
             self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)  # the app's start-up ran: the runtime is built
+            heap.settle()
 
         async def on_tick(self, counter: int) -> bool:
             if tick is not None:
