@@ -125,10 +125,12 @@ class PromptRefinement:
         policy = config.conversation_history or settings.history
         store = self.runtime.turns
         remembered = store if policy == "refined" else None
-        keys = turn_keys(texts, current_partition()) if remembered is not None else []  # per tenant
+        outcome = run.applied
+        # per tenant; only when there is something to recall or remember (a one-turn prompt left as it is: nothing)
+        keys = turn_keys(texts, current_partition()) if remembered is not None and (earlier or outcome is not None) else []
         if earlier and remembered is not None:
             shown[:earlier] = await remembered.recall(keys[:earlier])
-        if (outcome := run.applied) is not None:
+        if outcome is not None:
             shown[-1] = Presentation(outcome.refined, outcome.description)
             if remembered is not None:
                 await remembered.remember(keys[-1], shown[-1])

@@ -17,6 +17,7 @@ from gateway.refinement.merge import merge
 from gateway.refinement.outcome_cache import OutcomeCache
 from gateway.refinement.results import MergeResult, RefinementOutcome, StageResult
 from gateway.refinement.stages import StageBackend
+from gateway.refinement.verdicts import GateMemo
 from gateway.telemetry import Telemetry, default_telemetry
 from gateway.tenants.meter import current_partition, keyed_refinement
 
@@ -56,6 +57,7 @@ class Refiner:
         # per request otherwise: hashing a Role (an Enum) runs Python code
         self._default_stages = tuple(r for r in config.stages if r in self.backends)
         self.vocabulary = vocabulary
+        self.verdicts = GateMemo()  # the gate's verdicts of prompts seen before (pure: same text, same verdict)
         self.telemetry = telemetry or default_telemetry()
         self.cache = cache
         self._fingerprints = {role: stage_fingerprint(backend) for role, backend in self.backends.items()}
@@ -108,8 +110,13 @@ class Refiner:
         trip), then the cached outcome of the stages (a hit), else a fresh run, stored when settled."""
         started = time.perf_counter()
         gate: GateDecision | None = None
+        partition = ""
         if use_gate or len(text) > self.config.skip_gate.max_prompt_chars or not text.strip():
-            gate = decide(text, self.vocabulary, self.config.skip_gate)
+            partition = current_partition()
+            gate = self.verdicts.get(partition, text)
+            if gate is None:
+                gate = decide(text, self.vocabulary, self.config.skip_gate)
+                self.verdicts.put(partition, text, gate)
             if not gate.refine:
                 return self._unchanged(text, f"skipped;reason={gate.reason}", started, gate)
         roles = self.stages_for(requested)
@@ -123,7 +130,7 @@ class Refiner:
         fingerprints = self._fingerprints
         if self._canaries:  # a rollback or promotion changes which version answers a prompt
             fingerprints = {role: stage_fingerprint(backend) for role, backend in self.backends.items()}
-        key = cache_key(text, roles, use_gate, fingerprints, self._settings, current_partition())  # per tenant
+        key = cache_key(text, roles, use_gate, fingerprints, self._settings, partition or current_partition())  # per tenant
         hit = await store.lookup(key, text, started)
         if hit is not None:
             return hit

@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from gateway.sse import reports_usage, usage_events
+
 _USAGE = b'"usage"'
 MAX_EVENT = 1 << 20  # bytes held waiting for the end of an event
 Usage = tuple[int, int]
@@ -52,26 +54,27 @@ class StreamUsage:
         self.usage: Usage | None = None
 
     def feed(self, chunk: bytes) -> None:
-        if not self._held and _USAGE not in chunk and chunk.endswith(b"\n\n"):
-            return  # the usual chunk: complete events, no usage
+        if not self._held and chunk.endswith(b"\n\n") and not reports_usage(chunk):
+            return  # the usual chunk: complete events, no usage (or "usage": null)
         data = self._held + chunk
         cut = max(data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n"))
         if cut < 0:
             self._held = data if len(data) <= MAX_EVENT else b""  # no usage event is that long
             return
         complete, self._held = data[:cut], data[cut:].lstrip(b"\r\n")
-        if _USAGE in complete:
+        if reports_usage(complete):
             self._scan(complete)
 
     def _scan(self, data: bytes) -> None:
-        for line in data.splitlines():
-            if line.startswith(b"data:") and _USAGE in line:
-                try:
-                    found = usage_of(msgspec.json.decode(line[5:].strip()))
-                except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-                    continue
-                if found is not None:
-                    self.usage = found
+        for start, end in usage_events(data):
+            for line in data[start:end].splitlines():
+                if line.startswith(b"data:") and _USAGE in line:
+                    try:
+                        found = usage_of(msgspec.json.decode(line[5:].strip()))
+                    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+                        continue
+                    if found is not None:
+                        self.usage = found
 
     def close(self) -> None:
         """The stream ended: an unterminated last event is read too."""

@@ -5,7 +5,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.sse import UsageFilter
+from gateway.sse import UsageFilter, reports_usage, usage_events
 
 
 def event(obj: object) -> bytes:
@@ -48,3 +48,22 @@ def test_any_split_gives_the_same_bytes(cuts: list[int]) -> None:
     points = sorted(set(cuts))
     chunks = [STREAM[a:b] for a, b in zip([0, *points], [*points, len(STREAM)])]
     assert run(chunks) == EXPECTED
+
+
+NULL_USAGE = [event({"choices": [{"index": 0, "delta": {"content": f"w{i} "}}], "usage": None}) for i in range(4)]
+
+
+def test_openai_null_usage_chunks_pass_untouched() -> None:
+    """OpenAI (and vLLM) put ``"usage": null`` in every chunk of a stream that asked for usage:
+    those pass through as they are (the fast path), the final usage chunk is still dropped."""
+    f = UsageFilter()
+    assert [f.feed(c) for c in NULL_USAGE] == NULL_USAGE
+    assert run([*NULL_USAGE, USAGE, DONE]) == b"".join(NULL_USAGE) + DONE
+    assert run([b"".join(NULL_USAGE) + USAGE + DONE]) == b"".join(NULL_USAGE) + DONE  # one read
+
+
+def test_reports_usage() -> None:
+    assert not reports_usage(b'data: {"usage":null}\n\n') and not reports_usage(b'data: {"usage" :  null}')
+    assert reports_usage(USAGE) and reports_usage(b'{"usage": null, "x": {"usage": {}}}')
+    assert not reports_usage(b'data: {"content": "no usage here"}')
+    assert [USAGE] == [STREAM[s:e] for s, e in usage_events(STREAM)]
