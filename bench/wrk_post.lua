@@ -6,6 +6,14 @@ wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_KEY") or "sk-bench-local-7f3c2a91")
+-- $BENCH_VARY set: every request's body has "{n}" replaced by a counter (a new prompt each time)
+if os.getenv("BENCH_VARY") then
+  local template, counter = wrk.body, 0
+  request = function()
+    counter = counter + 1
+    return wrk.format(nil, nil, nil, (string.gsub(template, "{n}", tostring(counter))))
+  end
+end
 local extra = os.getenv("BENCH_HEADERS") or ""
 for pair in string.gmatch(extra, "[^|]+") do
   local k, v = string.match(pair, "^%s*([^:]+):%s*(.-)%s*$")

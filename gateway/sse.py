@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import msgspec
 
 _USAGE = b'"usage"'
@@ -22,16 +25,20 @@ def reports_usage(data: bytes) -> bool:
     return False
 
 
-def _is_usage_only(event: bytes) -> bool:
-    """An event whose JSON has ``"choices": []`` and a usage object (OpenAI's final usage chunk)."""
+def _event_object(event: bytes) -> Any:
+    """The decoded JSON of an event's first ``data:`` line (None: none, or not JSON)."""
     for line in event.splitlines():
         if line.startswith(b"data:"):
             try:
-                obj = msgspec.json.decode(line[5:].strip())
-            except msgspec.DecodeError:
-                return False
-            return isinstance(obj, dict) and obj.get("choices") == [] and bool(obj.get("usage"))
-    return False
+                return msgspec.json.decode(line[5:].strip())
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+                return None
+    return None
+
+
+def _is_usage_only(obj: Any) -> bool:
+    """A decoded event with ``"choices": []`` and a usage object (OpenAI's final usage chunk)."""
+    return isinstance(obj, dict) and obj.get("choices") == [] and bool(obj.get("usage"))
 
 
 def _last_boundary(data: bytes) -> int:
@@ -63,32 +70,20 @@ def usage_events(data: bytes) -> list[tuple[int, int]]:
     return spans
 
 
-def _without_usage_only(data: bytes) -> bytes:
-    """``data`` less its usage-only events."""
-    kept: list[bytes] = []
-    pos = 0
-    for start, end in usage_events(data):
-        if _is_usage_only(data[start:end]):
-            kept.append(data[pos:start])
-            pos = end
-    if not pos:
-        return data
-    kept.append(data[pos:])
-    return b"".join(kept)
-
-
 class UsageFilter:
     """Drops the usage-only chunk from an SSE byte stream, for clients that did not ask for it.
 
-    Chunks that end on an event boundary and mention no usage pass through untouched (the usual
+    Chunks that end on an event boundary and report no usage pass through untouched (the usual
     case); otherwise bytes are held until their event is complete, so a usage event split across
-    reads is still recognised.
+    reads is still recognised. ``on_usage`` (the tenant's stream meter) gets every decoded event
+    that reports usage, so a stream is decoded once for both.
     """
 
-    __slots__ = ("_held",)
+    __slots__ = ("_held", "on_usage")
 
-    def __init__(self) -> None:
+    def __init__(self, on_usage: Callable[[Any], None] | None = None) -> None:
         self._held = b""
+        self.on_usage = on_usage
 
     def feed(self, chunk: bytes) -> bytes:
         if not self._held and chunk.endswith(b"\n\n") and not reports_usage(chunk):
@@ -98,9 +93,28 @@ class UsageFilter:
         complete, self._held = data[:cut], data[cut:]
         if not reports_usage(complete):
             return complete
-        return _without_usage_only(complete)
+        return self._without_usage_only(complete)
+
+    def _without_usage_only(self, data: bytes) -> bytes:
+        kept: list[bytes] = []
+        pos = 0
+        on_usage = self.on_usage
+        for start, end in usage_events(data):
+            obj = _event_object(data[start:end])
+            if on_usage is not None:
+                on_usage(obj)
+            if _is_usage_only(obj):
+                kept.append(data[pos:start])
+                pos = end
+        if not pos:
+            return data
+        kept.append(data[pos:])
+        return b"".join(kept)
 
     def flush(self) -> bytes:
-        """Whatever is held when the stream ends (an incomplete last event)."""
+        """Whatever is held when the stream ends (an incomplete last event), its usage reported."""
         held, self._held = self._held, b""
+        if self.on_usage is not None and reports_usage(held):
+            for start, end in usage_events(held):
+                self.on_usage(_event_object(held[start:end]))
         return held

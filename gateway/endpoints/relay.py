@@ -245,6 +245,8 @@ async def relay(
     saw_done = False
     aborted = True
     usage = stream_meter() if reply.headers.get("content-type", "").startswith(SSE) else None  # the tenant's usage, read before a usage chunk is dropped
+    if usage is not None and usage_filter is not None:  # one reading of the stream for both
+        usage_filter.on_usage, usage = usage.take, None
     try:
         if first:
             yield first

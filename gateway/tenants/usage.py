@@ -76,6 +76,13 @@ class StreamUsage:
                     if found is not None:
                         self.usage = found
 
+    def take(self, obj: Any) -> None:
+        """A decoded event that reports usage (from :class:`~gateway.sse.UsageFilter`, which
+        decodes a stream it filters once for both)."""
+        found = usage_of(obj)
+        if found is not None:
+            self.usage = found
+
     def close(self) -> None:
         """The stream ended: an unterminated last event is read too."""
         if self._held and _USAGE in self._held:

@@ -67,3 +67,27 @@ def test_reports_usage() -> None:
     assert reports_usage(USAGE) and reports_usage(b'{"usage": null, "x": {"usage": {}}}')
     assert not reports_usage(b'data: {"content": "no usage here"}')
     assert [USAGE] == [STREAM[s:e] for s, e in usage_events(STREAM)]
+
+
+@given(st.lists(st.integers(min_value=1, max_value=len(STREAM) - 1), max_size=6))
+def test_the_meter_reads_usage_through_the_filter(cuts: list[int]) -> None:
+    """With a meter attached the filter decodes the stream once for both: whatever the reads,
+    the bytes are the same and the meter sees the usage event."""
+    from gateway.tenants.usage import StreamUsage
+
+    meter = StreamUsage()
+    f = UsageFilter(on_usage=meter.take)
+    bounds = [0, *sorted(set(cuts)), len(STREAM)]
+    out = b"".join(f.feed(STREAM[a:b]) for a, b in zip(bounds, bounds[1:])) + f.flush()
+    assert out == EXPECTED
+    assert meter.usage == (3, 4)
+
+
+def test_the_meter_reads_an_unterminated_usage_event_at_flush() -> None:
+    from gateway.tenants.usage import StreamUsage
+
+    meter = StreamUsage()
+    f = UsageFilter(on_usage=meter.take)
+    f.feed(b"".join(CONTENT) + USAGE.rstrip(b"\n"))
+    f.flush()
+    assert meter.usage == (3, 4)
