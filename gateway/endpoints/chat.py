@@ -126,6 +126,8 @@ class ChatCompletions:
         """Apply mode: refine a new last user turn and put every earlier turn's remembered
         presentation back (:meth:`PromptRefinement.converse`), in ``payload``. Shadow mode: start
         refining it beside the target call, leaving ``payload`` as it is. Off: nothing."""
+        if not self.refinement.wanted(controls, config):
+            return OFF
         slots, new = user_turns(messages)
         run, shown = await self.refinement.converse([slot.text for slot in slots], new, model, controls, config)
         presented = [(slot, p) for slot, p in zip(slots, shown) if p is not None]

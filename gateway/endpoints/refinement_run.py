@@ -70,6 +70,13 @@ class PromptRefinement:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
+    def wanted(self, controls: RefineControls, config: TargetConfig) -> bool:
+        """Whether this request is refined at all (the key's policy, the request's controls, the
+        target's setting, a refiner configured): when not, the endpoint reads no user turns."""
+        controls = keyed_controls(controls)
+        wants = controls.refine if controls.refine is not None else config.refine
+        return bool(wants) and self.runtime.refiner is not None
+
     async def start(
         self,
         text: str | None,
