@@ -7,27 +7,44 @@ language model can: a word is suspect when a common word one edit away makes the
 eval set (clean prompts against prompts with real-word typos).
 
 Cheap: one pass scores each word in its context (one lookup per word); only the
-:data:`CHECKED` least likely windows are tried with alternatives (a few lookups per candidate).
+:data:`CHECKED` least likely windows are tried with alternatives (a few lookups per candidate),
+and the windows of *suspects*, rare words a slip makes of far more common ones (``thee``, ``inn``),
+at a higher bar. A lone letter next to ``a`` on the keyboard (``Tell me s bio``) is tried as ``a``
+(:func:`mistyped_letters`).
 The same windows tell an unknown capitalised word at a sentence start from a name
 (:func:`reads_as_word`: ``Wrtie a poem`` against ``John a poem``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from gateway.refinement.keyboard import is_slip
 from gateway.refinement.lexicon import Lexicon
 from gateway.refinement.ngram import LOG10_PER_UNIT, OOV_LOG10, START, TrigramModel, trigram_model
 from gateway.refinement.technical import TECHNICAL_WORDS
-from gateway.refinement.tokens import Word
+from gateway.refinement.tokens import Scan, Word
 
 MIN_GAIN = 3.5
 """log10 of how much more likely the window must be with the other word (≈3,000×)..."""
 START_EASING = 0.5
 """...less this at a sentence start, where prompts put a small set of words (``Tell``, ``Write``, ``How``)."""
 CHECKED = 5
-"""Windows tried with alternatives per prompt: the least likely ones."""
+"""Windows tried with alternatives per prompt: the least likely ones..."""
+SUSPECT_GAP = 2.5
+"""...and those of suspects wherever they rank: words whose likeliest alternative is this much
+(log10) more frequent (``thee``: ``the``, ``inn``: ``in``, ``tittle``: ``title``; rare words that a
+slip makes of very common ones)..."""
+SUSPECT_GAIN = 4.0
+"""...at this bar (log10), for a window that is not among the least likely."""
+SUSPECT_MAX_ZIPF = 5.0
+"""A word more frequent than this is no suspect (the words slips make of ``the``, ``in``, ``and``
+are rarer), and its alternatives are not looked up until its window ranks: a new word costs less."""
+FITS = -1.5
+"""log10: a word the two before it make at least this likely (1 in 30) is taken as written, and its
+window is not ranked: no typo of the eval set was found in such a window (another word must beat it
+there, then make the words after it far likelier), and the slot goes to a window that may hold one."""
 FIRST_TERM_MARGIN = 0.0
 """A candidate must be at least this much (log10) likelier than the word given the words before it."""
 MAX_ALTERNATIVES = 6
@@ -68,7 +85,10 @@ def judged(word: Word) -> bool:
 
 def variant(a: str, b: str) -> bool:
     """Whether ``a`` and ``b`` are UK and US spellings of one word (``colours``/``colors``)."""
-    return any(a.replace(x, y) == b or b.replace(x, y) == a for x, y in _VARIANTS)
+    for x, y in _VARIANTS:
+        if (x in a and a.replace(x, y) == b) or (x in b and b.replace(x, y) == a):
+            return True
+    return False
 
 
 NAME_PROXY = "john"
@@ -106,21 +126,55 @@ def number(a: str, b: str) -> bool:
     return len(a) > 3 and a == b + "s"
 
 
-_ALTERNATIVES: dict[tuple[str, int], tuple[str, ...]] = {}
+_ALTERNATIVES: dict[tuple[str, int], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 _ALTERNATIVES_SIZE = 20_000
+
+
+def _candidates(lower: str, lexicon: Lexicon, model: TrigramModel, width: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """:func:`alternatives`, and those of them that are not ``lower`` in the other number (memoised
+    per process)."""
+    key = (lower, width)
+    found = _ALTERNATIVES.get(key)
+    if found is None:
+        every = tuple(c for c in lexicon.neighbours(lower) if model.knows(c) and not variant(lower, c))[:width]
+        found = (every, tuple(c for c in every if not number(lower, c)))
+        if len(_ALTERNATIVES) >= _ALTERNATIVES_SIZE:
+            _ALTERNATIVES.clear()
+        _ALTERNATIVES[key] = found
+    return found
 
 
 def alternatives(lower: str, lexicon: Lexicon, model: TrigramModel, width: int = MAX_ALTERNATIVES) -> tuple[str, ...]:
     """The words ``lower`` may be a mistyping of: the ``width`` most frequent common words one edit
     away that the model knows, not mere spelling variants (memoised per process)."""
-    key = (lower, width)
-    found = _ALTERNATIVES.get(key)
+    return _candidates(lower, lexicon, model, width)[0]
+
+
+_FLAGS: dict[str, tuple[bool, bool, bool]] = {}
+_FLAGS_SIZE = 50_000
+
+
+def _flags(lower: str, lexicon: Lexicon, model: TrigramModel) -> tuple[bool, bool, bool]:
+    """Whether a lower-case word may be judged (plain ASCII letters, not technical vocabulary; see
+    :func:`judged`), whether the lexicon knows it, and whether it is a suspect: its likeliest
+    alternative is :data:`SUSPECT_GAP` more frequent (memoised per process)."""
+    found = _FLAGS.get(lower)
     if found is None:
-        found = tuple(c for c in lexicon.neighbours(lower) if model.knows(c) and not variant(lower, c))[:width]
-        if len(_ALTERNATIVES) >= _ALTERNATIVES_SIZE:
-            _ALTERNATIVES.clear()
-        _ALTERNATIVES[key] = found
+        shape = lower.isascii() and lower.isalpha() and lower not in TECHNICAL_WORDS
+        own = lexicon.table.zipf(lower)
+        suspect = False
+        if shape and 0 < own <= SUSPECT_MAX_ZIPF:
+            same_number = _candidates(lower, lexicon, model, MAX_ALTERNATIVES)[1]
+            suspect = bool(same_number) and lexicon.table.zipf(same_number[0]) - own >= SUSPECT_GAP
+        found = (shape, bool(own), suspect)
+        if len(_FLAGS) >= _FLAGS_SIZE:
+            _FLAGS.clear()
+        _FLAGS[lower] = found
     return found
+
+
+_OOV = OOV_LOG10 / LOG10_PER_UNIT
+"""OOV_LOG10 in pocketsphinx's integer units."""
 
 
 def real_word_errors(
@@ -132,49 +186,84 @@ def real_word_errors(
     width: int = MAX_ALTERNATIVES,
     number_margin: float | None = None,
     slip_bonus: float = 0.0,
+    fits: float | None = FITS,
 ) -> list[tuple[int, str]]:
     """``(index, likely word)`` for each word that context says is a real-word typo: of the
     ``checked`` least likely windows, those another word (of ``width`` tried) makes ``min_gain``
-    (log10) more likely. The same word in the singular or plural (``journeys``/``journey``: both
-    read well, and the model's preference between them is weak evidence of a typo) is not tried,
-    or, with ``number_margin``, needs that much more gain; one keyboard slip away from the word
-    (:func:`gateway.refinement.keyboard.is_slip`), a candidate needs ``slip_bonus`` less."""
-    if len(words) < 2:
+    (log10) more likely; and of the other windows, those of suspects (:func:`_flags`) that another
+    word makes :data:`SUSPECT_GAIN` more likely. The same word in the singular or plural
+    (``journeys``/``journey``: both read well, and the model's preference between them is weak
+    evidence of a typo) is not tried, or, with ``number_margin``, needs that much more gain; one
+    keyboard slip away from the word (:func:`gateway.refinement.keyboard.is_slip`), a candidate
+    needs ``slip_bonus`` less. A word the words before it make ``fits`` (log10) likely is not
+    judged (``None``: every word is)."""
+    n = len(words)
+    if n < 2:
         return []
     model = model or trigram_model()
     prob = model.raw  # integer logs (ngram.LOG10_PER_UNIT) throughout: the hot loop skips conversions
     unit = 1.0 / LOG10_PER_UNIT
-    oov = OOV_LOG10 * unit
-    context = histories(words)
+    oov = _OOV
+    # one pass: each word's history, and whether it is judged, known, a suspect; then its score
+    context: list[History] = []
+    keys: list[list[str]] = []  # what the model is asked for each word: [word, prev, prev2], shorter without history
+    tried: list[bool] = []  # judged and known
+    judge: list[bool] = []  # judged (:func:`judged`)
+    suspect: list[bool] = []
     lowers = [w.lower for w in words]
-    scores = [
-        prob([w]) if p is None else prob([w, p]) if p2 is None else prob([w, p, p2]) for w, (p, p2) in zip(lowers, context)
-    ]
+    flags = _FLAGS.get
+    prev: str | None = None
+    prev2: str | None = None
+    for word, lower in zip(words, lowers):
+        if word.after_break:
+            if word.sentence_start:
+                prev, prev2 = START, None
+                keys.append([lower, START])
+            else:
+                prev = prev2 = None
+                keys.append([lower])
+        else:
+            keys.append([lower, prev] if prev2 is None else [lower, prev, prev2])
+        context.append((prev, prev2))
+        shape, known, suspected = flags(lower) or _flags(lower, lexicon, model)
+        judged_here = shape and (word.sentence_start or not word.text[0].isupper())
+        judge.append(judged_here)
+        tried.append(judged_here and known)
+        suspect.append(suspected)
+        prev, prev2 = lower, prev
+    scores = [prob(key) for key in keys]
     scores = [s if s > oov else oov for s in scores]
-    n = len(words)
-    follows = [i + 1 < n and not words[i + 1].after_break for i in range(n)]
-
-    def neutral(j: int) -> float:  # a name the model lacks (Koechlin) says nothing of the words around it
-        return 0.0 if scores[j] <= oov and not judged(words[j]) else scores[j]
+    # a name the model lacks (Koechlin) says nothing of the words around it
+    neutral = [0.0 if s <= oov and not j else s for s, j in zip(scores, judge)]
+    follows = [not w.after_break for w in words[1:]]
+    follows.append(False)
 
     windows: list[tuple[float, float, int]] = []
-    zipf = lexicon.table.zipf
+    fit = (fits if fits is not None else 1.0) * unit  # raw units (above any log: all ranked)
     for i in range(n):
-        if (context[i][0] is None and not follows[i]) or not judged(words[i]) or not zipf(lowers[i]):
+        if not tried[i] or scores[i] >= fit:
             continue
-        total = rank = scores[i]
         if follows[i]:
-            total += scores[i + 1]
-            rank += neutral(i + 1)
+            total = scores[i] + scores[i + 1]
+            rank = scores[i] + neutral[i + 1]
             if follows[i + 1]:
                 total += scores[i + 2]
-                rank += neutral(i + 2)
+                rank += neutral[i + 2]
+        elif context[i][0] is None:
+            continue  # no word on either side
+        else:
+            total = rank = scores[i]
         windows.append((rank, total, i))
     windows.sort()
     found: list[tuple[int, str]] = []
-    gain, eased = min_gain * unit, (min_gain - START_EASING) * unit
-    for _, total, i in windows[:checked]:
+    tuned = number_margin is not None or bool(slip_bonus)  # the cleaner's handicaps (the gate has none)
+    for rank_of, (_, total, i) in enumerate(windows):
+        if rank_of >= checked and not suspect[i]:
+            continue  # neither among the least likely windows nor a suspect
+        bar_gain = (min_gain if rank_of < checked else max(min_gain, SUSPECT_GAIN)) * unit
         lower = lowers[i]
+        every, same_number = _candidates(lower, lexicon, model, width)
+        candidates = every if number_margin is not None else same_number
         prev, prev2 = context[i]
         nxt = lowers[i + 1] if follows[i] else None
         nxt2 = lowers[i + 2] if nxt is not None and follows[i + 1] else None
@@ -185,16 +274,15 @@ def real_word_errors(
             total -= scores[i + 1] + (scores[i + 2] if nxt2 is not None else 0.0)
             nxt = nxt2 = None
         first = [lower] if prev is None else [lower, prev] if prev2 is None else [lower, prev, prev2]
-        best, bar = "", total + (eased if prev == START else gain)
+        best, bar = "", total + bar_gain - (START_EASING * unit if prev == START else 0.0)
         own = scores[i] + FIRST_TERM_MARGIN * unit
-        for candidate in alternatives(lower, lexicon, model, width):
+        for candidate in candidates:
             handicap = 0.0  # raw units a candidate must beat the bar by
-            if number(lower, candidate):
-                if number_margin is None:
-                    continue
-                handicap = number_margin * unit
-            if slip_bonus and is_slip(lower, candidate):
-                handicap -= slip_bonus * unit
+            if tuned:
+                if number_margin is not None and number(lower, candidate):
+                    handicap = number_margin * unit
+                if slip_bonus and is_slip(lower, candidate):
+                    handicap -= slip_bonus * unit
             # each term is ≤ 0: stop as soon as the candidate cannot clear the bar; and a candidate
             # the words before it do not favour over the word itself is not worth the other lookups
             first[0] = candidate
@@ -211,3 +299,36 @@ def real_word_errors(
             found.append((i, best))
     found.sort()
     return found
+
+
+def mistyped_letters(
+    text: str, found: Scan, model: TrigramModel | None = None, min_gain: float = MIN_GAIN
+) -> list[tuple[Word, str]]:
+    """``(letter, "a")`` for each lone letter of ``found`` (a key next to ``a`` right after a word:
+    :attr:`gateway.refinement.tokens.Scan.letters`) that is ``a`` mistyped: ``a`` in its place makes
+    it and the two words after it ``min_gain`` (log10) more likely (``Tell me s bio``; not ``vectors
+    w and v``). A letter with no word right after it, or written twice, is left alone (a variable)."""
+    if not found.letters:
+        return []
+    model = model or trigram_model()
+    logprob = model.logprob
+    words = found.words
+    out: list[tuple[Word, str]] = []
+    for k, letter in found.letters:
+        if k == 0 or k >= len(words) or not text[letter.start + 1 : words[k].start].isspace():
+            continue
+        if len(re.findall(rf"(?<![\w'’$]){letter.text}(?![\w$])", text)) > 1:
+            continue  # the same letter again: a variable (``find s such that s``)
+        before = words[k - 1]
+        prev = before.lower
+        prev2 = (START if before.sentence_start else None) if before.after_break or k < 2 else words[k - 2].lower
+        nxt = words[k].lower
+        nxt2 = words[k + 1].lower if k + 1 < len(words) and not words[k + 1].after_break else None
+
+        def fit(word: str) -> float:
+            score = logprob(word, prev, prev2) + logprob(nxt, word, prev)
+            return score + logprob(nxt2, nxt, word) if nxt2 is not None else score
+
+        if fit("a") - fit(letter.lower) >= min_gain:
+            out.append((letter, "a"))
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 QWERTY_NEIGHBOURS: dict[str, str] = {
     "q": "wa", "w": "qeas", "e": "wrsd", "r": "etdf", "t": "ryfg", "y": "tugh", "u": "yihj",
     "i": "uojk", "o": "ipkl", "p": "ol", "a": "qwsz", "s": "adwezx", "d": "sferxc", "f": "dgrtcv",
@@ -16,10 +18,12 @@ OTHER_EDIT = 1e-6
 """P(typo | word) for edits the keyboard model does not produce (two slips, a far key)."""
 
 
+@lru_cache(maxsize=4096)
 def slips(intended: str) -> dict[str, float]:
     """Every one-slip typo of ``intended`` with its probability under a keyboard model: one of
     five slips, equally likely — two adjacent letters swapped, a letter dropped, a letter doubled,
-    a neighbouring key pressed instead, or as well (before or after the letter)."""
+    a neighbouring key pressed instead, or as well (before or after the letter). Memoised: the
+    table is shared, read it only (:func:`is_slip` tests one typo without building it)."""
     n = len(intended)
     out: dict[str, float] = {}
 

@@ -13,7 +13,7 @@ both in the lexicon, so neither is "corrected" into the other).
   ``captial of frane`` becomes ``capital of France``, not ``frame``.
 * A known word is replaced only when its context says it is another common word mistyped
   (``bigger tan the`` → ``than``; :mod:`gateway.refinement.context`), judged after the non-word
-  fixes, every word tried.
+  fixes, every word tried; so is a lone letter that is ``a`` mistyped (``me s bio`` → ``me a bio``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 from gateway.config.models import Role
 from gateway.refinement.cache import cache_key, cached
-from gateway.refinement.context import histories, real_word_errors
+from gateway.refinement.context import histories, mistyped_letters, real_word_errors
 from gateway.refinement.gate import unknown_words
 from gateway.refinement.keyboard import channel
 from gateway.refinement.language import looks_non_english
@@ -98,12 +98,12 @@ class SpellingCleaner:
 
     def corrections(self, text: str) -> list[Correction]:
         """The fixes for ``text`` (empty for a clean prompt, code, or another language)."""
-        found = scan(text)
-        words = list(found.words)
+        scanned = scan(text)
+        words = list(scanned.words)
         if not words:
             return []
-        typos = [w for w in unknown_words(found.words, self._lexicon)]
-        if typos and looks_non_english(found.words, self._lexicon):
+        typos = unknown_words(scanned.words, self._lexicon)
+        if typos and looks_non_english(scanned.words, self._lexicon):
             return []
         fixes: dict[int, Correction] = {}
         index = {w.start: i for i, w in enumerate(words)}
@@ -115,14 +115,18 @@ class SpellingCleaner:
             if best is not None:
                 fixes[i] = Correction(word.start, word.text, _with_case(best, word.text), "non_word")
                 words[i] = word._replace(lower=best)
-        found = real_word_errors(
-            words, self._lexicon, self._model, len(words), REAL_WORD_GAIN, REAL_WORD_WIDTH, NUMBER_MARGIN, SLIP_BONUS
+        suspects = real_word_errors(
+            words, self._lexicon, self._model, len(words), REAL_WORD_GAIN, REAL_WORD_WIDTH, NUMBER_MARGIN, SLIP_BONUS,
+            fits=None,  # every word: at its lower bars the cleaner does fix a few that fit the words before them
         )
-        for i, candidate in found:
+        out = list(fixes.values())
+        for i, candidate in suspects:
             if i not in fixes and not _mentioned(words, i):
                 word = words[i]
-                fixes[i] = Correction(word.start, word.text, _with_case(candidate, word.text), "real_word")
-        return [fixes[i] for i in sorted(fixes)]
+                out.append(Correction(word.start, word.text, _with_case(candidate, word.text), "real_word"))
+        for letter, candidate in mistyped_letters(text, scanned):  # me s bio
+            out.append(Correction(letter.start, letter.text, candidate, "real_word"))
+        return sorted(out, key=lambda fix: fix.start)
 
     def correct(self, text: str) -> str:
         """``text`` with its typos fixed."""

@@ -2,10 +2,11 @@
 
 It prints the report (shown in the test run's output) and checks the quality targets of the
 skip gate and the built-in cleaner (issues #10 and #21). One target is not met (see
-docs/refinement.md, "Measured"): noisy prompts refined — whole-word deletions, which the trigram
-model does not tell from fluent text, are most of what the gate misses. For it, and for the typo
-classes reported on their own, the check is a floor under today's figures that catches
-regressions — named as such.
+docs/refinement.md, "Measured"): noisy prompts refined, 87.1% against 95% — whole-word deletions,
+which the trigram model does not tell from fluent text, are most of what the gate misses (54 of the
+102 noisy prompts it skips at 10% typos have only deletions). For it, and for the typo classes
+reported on their own, the check is a floor under today's figures that catches regressions — named
+as such.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ CLEAN_SKIP_GOAL = 0.95
 NON_WORD_RESTORED_GOAL = 0.90
 REAL_WORD_RESTORED_GOAL = 0.50
 CHANGED_GOAL = 0.003
-# Not met (goal 0.95): a regression floor under today's figure (85.7%).
-NOISY_REFINED_FLOOR = 0.83
+# Not met (goal 0.95): a regression floor under today's figures (87.2%; 87.1% where the clean text is skipped).
+NOISY_REFINED_FLOOR = 0.86
 # Typo classes (no goal of their own): floors under today's figures.
 CLASS_FLOORS = {  # class: (restored by the cleaner, refined by the gate)
-    "capitalised": (0.72, 0.77),
-    "real_word": (0.50, 0.42),
-    "non_word": (0.93, 0.95),
+    "capitalised": (0.75, 0.82),
+    "real_word": (0.50, 0.48),
+    "non_word": (0.95, 0.98),
 }
 
 

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from gateway.config.models import SkipGateConfig
-from gateway.refinement.context import alternatives, number, reads_as_word, real_word_errors, variant
+from gateway.refinement.context import (
+    alternatives,
+    mistyped_letters,
+    number,
+    reads_as_word,
+    real_word_errors,
+    variant,
+)
 from gateway.refinement.gate import decide, slip_of_known
 from gateway.refinement.lexicon import lexicon
 from gateway.refinement.ngram import LOG10_PER_UNIT, OOV_LOG10, START, trigram_model
@@ -60,6 +67,24 @@ def test_fitting_words_are_left_alone(text: str) -> None:
     assert real_word_errors(scan(text).words, LEXICON) == []
 
 
+def test_suspects_are_tried_wherever_their_window_ranks() -> None:
+    words = scan("Explain how both treat perception inn practice and thee rest of the theory.").words
+    # no window among the least likely (checked=0): only the suspects' windows are tried, at a higher bar
+    assert [(words[i].text, c) for i, c in real_word_errors(words, LEXICON, checked=0)] == [("inn", "in"), ("thee", "the")]
+    assert real_word_errors(scan("We stayed at a small inn near the lake.").words, LEXICON, checked=0) == []
+
+
+def test_mistyped_letters() -> None:
+    def found(text: str) -> list[tuple[str, str]]:
+        return [(letter.text, c) for letter, c in mistyped_letters(text, scan(text))]
+
+    assert found("Tell me q bio of Ada Lovelace.") == [("q", "a")]
+    assert found("Let vectors v and w be orthogonal.") == []  # a variable: "a" reads no better
+    assert found("Find q such that q squared is 9.") == []  # written twice: a variable
+    assert found("The answer is w.") == []  # no word after it
+    assert scan("Tell me s bio.").letters and not scan("It weighs 5 s less.").letters  # a unit after a number
+
+
 def test_variants_plurals_and_alternatives() -> None:
     assert variant("colours", "colors") and variant("analyse", "analyze") and not variant("tan", "than")
     assert number("journeys", "journey") and number("mug", "mugs") and not number("is", "i")
@@ -85,6 +110,8 @@ def test_names_stay_names(text: str) -> None:
 
 def test_slips_of_known_words_and_names() -> None:
     assert slip_of_known("nikloa", LEXICON) == "nikola"
+    assert slip_of_known("millicnet", LEXICON) == "millicent"  # a name as rare as 2.7 (KNOWN_NAME_ZIPF 2.5)
+    assert decide("The letter was signed by Millicnet Fawcett in 1897.", LEXICON, CONFIG).tokens == ("Millicnet",)
     assert slip_of_known("koechlin", LEXICON) is None
     words = scan("Dev has three apples.").words
     assert not reads_as_word("def", words, 0)  # a name reads better there
@@ -112,6 +139,7 @@ def test_the_cleaner_ranks_candidates_by_the_sentence() -> None:
     # real-word typos, every word tried: a keyboard slip (a letter dropped) needs less evidence
     assert cleaner.correct("The cat chased the muse around the kitchen.") == "The cat chased the mouse around the kitchen."
     assert cleaner.correct("I have tree apples in my bag.") == "I have three apples in my bag."
+    assert cleaner.correct("Tell me s bio of Marie Curie.") == "Tell me a bio of Marie Curie."  # a lone key next to "a"
     assert cleaner.correct("Give me a biography of Ibn Battuta, tracing his journeys across Africa.").endswith(
         "tracing his journeys across Africa.")  # a plural stays a plural  # fmt: skip
 

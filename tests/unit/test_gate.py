@@ -97,6 +97,28 @@ def test_real_word_typo_found_from_context() -> None:
     assert not decide("The elephant is much bigger tan the mouse.", LEXICON, SkipGateConfig(context_check=False)).refine
 
 
+@pytest.mark.parametrize(
+    ("prompt", "tokens"),
+    [("Tell me s bio of Marie Curie.", ("s→a",)),  # a lone key next to "a"
+     ("Can you write w short poem about autumn leaves?", ("w→a",)),
+     # a rare word a slip makes of a very common one is tried wherever its window ranks
+     ("Compare the epistemological assumptions of Kantian idealism with the phenomenological method, "
+      "and explain how both treat perception inn practice.", ("inn→in",))],
+)  # fmt: skip
+def test_mistyped_letters_and_suspects_refine(prompt: str, tokens: tuple[str, ...]) -> None:
+    decision = decide(prompt, LEXICON, CONFIG)
+    assert (decision.reason, decision.tokens) == ("real_word", tokens)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["Let vectors v and w be orthogonal.", "If s is the side length of the square, find s squared.",
+     "Multiply z by two.", "Given vectors u, v and w, compute the angle."],
+)  # fmt: skip
+def test_letters_as_variables_skip(prompt: str) -> None:
+    assert reason(prompt) == "clean"
+
+
 def test_doubled_word_refines_but_not_across_punctuation() -> None:
     assert reason("What is the the capital of France?") == "doubled_word"
     assert reason("I said that that was fine.") == "clean"
