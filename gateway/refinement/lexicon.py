@@ -13,7 +13,10 @@ a *near miss*: one edit away from a word far more frequent than itself — that 
 misspellings look in web text (``recieve`` 2.8 next to ``receive`` 4.9, ``teh`` next to ``the``).
 
 Storage is compact: sorted CRC-32 hashes with a parallel byte array of Zipf frequencies (≈1.5 MB
-for ≈100k words); a lookup is one C-level bisect, memoised for recent words.
+for ≈100k words); a lookup is one C-level bisect, memoised for recent words. The near-miss index
+(every common word's one-deletion variants, ≈110k keys) is flat arrays too (:class:`DeletesIndex`,
+≈4.4 MB where a dict of strings and tuples took ≈15 MB): few objects, so pages a ``--workers N``
+supervisor loaded stay shared with its forked workers.
 """
 
 from __future__ import annotations
@@ -67,8 +70,11 @@ _WORD_OK = re.compile(r"^[^\W\d_]+(?:'[^\W\d_]+)*$")
 ALPHABET = "abcdefghijklmnopqrstuvwxyz'"
 
 
+_crc32 = zlib.crc32
+
+
 def _hash(word: str) -> int:
-    return zlib.crc32(word.encode())
+    return _crc32(word.encode())
 
 
 def fold(word: str) -> str:
@@ -122,6 +128,69 @@ class FrequencyTable:
         return len(self._hashes)
 
 
+class DeletesIndex:
+    """A read-only ``dict[str, tuple[str, ...]]`` (``get`` only) in flat arrays: an open-addressing
+    table of CRC-32 hashes (linear probing, at most half full), the keys in one string compared in
+    full, each key's values as ids into one tuple of words. A lookup costs about twice a dict's."""
+
+    __slots__ = ("_slots", "_mask", "_hashes", "_keys", "_key_ends", "_value_ends", "_ids", "_words")
+
+    def __init__(self, index: dict[str, tuple[str, ...]]) -> None:
+        words = sorted({w for values in index.values() for w in values})
+        number = {w: i for i, w in enumerate(words)}
+        keys = sorted(index)
+        size = 8
+        while size < 2 * len(keys):
+            size *= 2
+        self._mask = size - 1
+        slots = [0] * size
+        hashes = [_hash(k) for k in keys]
+        for k, h in enumerate(hashes):
+            i = h & self._mask
+            while slots[i]:
+                i = (i + 1) & self._mask
+            slots[i] = k + 1  # 0: an empty slot
+        self._slots = array("I", slots)
+        self._hashes = array("I", hashes)
+        self._keys = "".join(keys)
+        self._key_ends = array("I", _running_ends(len(k) for k in keys))
+        self._value_ends = array("I", _running_ends(len(index[k]) for k in keys))
+        self._ids = array("H" if len(words) < 2**16 else "I", [number[w] for k in keys for w in index[k]])
+        self._words = tuple(words)
+
+    def get(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """The words ``key`` comes from; ``default`` when it is not a key."""
+        h = _crc32(key.encode())
+        slots, hashes, mask = self._slots, self._hashes, self._mask
+        i = h & mask
+        k = slots[i]
+        while k:
+            k -= 1
+            if hashes[k] == h:
+                ends = self._key_ends
+                if self._keys[ends[k] : ends[k + 1]] == key:
+                    values, words, ids = self._value_ends, self._words, self._ids
+                    a, b = values[k], values[k + 1]
+                    if b - a == 1:  # nine keys in ten
+                        return (words[ids[a]],)
+                    return tuple([words[j] for j in ids[a:b]])
+            i = (i + 1) & mask
+            k = slots[i]
+        return default
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+
+def _running_ends(lengths: Iterable[int]) -> list[int]:
+    """``[0, l0, l0 + l1, ...]``: item ``k`` spans ``ends[k]:ends[k + 1]``."""
+    ends, total = [0], 0
+    for length in lengths:
+        total += length
+        ends.append(total)
+    return ends
+
+
 class Lexicon:
     """Vocabulary, frequencies, near-miss neighbours and bigram counts (one per process).
 
@@ -132,7 +201,7 @@ class Lexicon:
     def __init__(
         self,
         table: FrequencyTable,
-        index: dict[str, tuple[str, ...]],
+        index: dict[str, tuple[str, ...]] | DeletesIndex,
         bigrams: FrequencyTable,
         near_misses: FrequencyTable | None = None,
         foreign: FrequencyTable | None = None,
@@ -145,7 +214,7 @@ class Lexicon:
         """Words wordfreq knows that look like misspellings of common words (``backend``, ``recieve``):
         only context tells which."""
         self._neighbours: dict[str, tuple[str, ...]] = {}
-        self._index = index
+        self._index = index if isinstance(index, DeletesIndex) else DeletesIndex(index)
         self._bigrams = bigrams
 
     @staticmethod

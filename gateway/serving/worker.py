@@ -4,11 +4,15 @@ The same app, fast path and SIGTERM drain as a single-process ``serve``, on a ``
 socket of its own. With ``MPR_METRICS_DIR`` set it writes a metrics snapshot there about once a
 second and when it exits, and its ``/metrics`` shows the whole server
 (:mod:`gateway.telemetry.multiprocess`). It drains and exits by itself when the supervisor dies.
+
+The supervisor forks its workers (:func:`forked_worker`) after :func:`preload`: the same
+:func:`run`, minus the imports and resources it already finds loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -22,6 +26,31 @@ from gateway.serving.workers import reuse_port_socket
 METRICS_DIR_ENV = "MPR_METRICS_DIR"
 WORKERS_ENV = "MPR_WORKERS"  # how many workers the supervisor runs (``GET /admin/status`` says it)
 TICKS_PER_SNAPSHOT = 10  # uvicorn ticks every 0.1 s
+PRELOAD_MODULES = (
+    "gateway.app",
+    "gateway.serving.server",
+    "gateway.telemetry.multiprocess",
+    "prometheus_client.process_collector",
+    "uvicorn",
+    "uvicorn.lifespan.on",
+    "uvicorn.loops.auto",
+    "uvicorn.loops.uvloop",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.http.httptools_impl",
+    "uvicorn.protocols.websockets.auto",
+    "litestar._kwargs",
+    "litestar.exceptions.responses",
+    "litestar.middleware.allowed_hosts",
+    "litestar.middleware.csrf",
+    "litestar.middleware.response_cache",
+    "litestar.plugins.attrs",
+    "litestar.plugins.opentelemetry",
+    "litestar.plugins.pydantic",
+    "logging.config",
+    "logging.handlers",
+)
+"""What a worker imports on its way to serving (measured: the modules new in ``sys.modules`` once
+its server runs). One missing here is imported by each worker, in memory of its own."""
 
 log = logging.getLogger("gateway.worker")
 
@@ -110,6 +139,74 @@ def run(config_path: str, host: str, port: int, early: list[int] | None = None) 
         if write is not None:
             write(True)
     return 0
+
+
+def preload(config_path: str) -> None:
+    """In the supervisor, before forking: import what a worker imports and load the resources its
+    runtime loads at start and never writes (the lexicon; the trigram model when the skip gate's
+    context check will run), so that every worker shares them. Creates no thread, event loop or
+    socket. Anything that fails here is only logged: each worker then loads it itself."""
+    try:
+        from gateway.config.source import load_source
+
+        config, _ = load_source(config_path)
+    except Exception as exc:  # noqa: BLE001 - the worker reports it as a config error
+        log.warning("preload: %s not read (%s)", config_path, exc)
+        config = None
+    for name in (*PRELOAD_MODULES, *_optional_modules(config)):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # an optional implementation (uvloop, httptools) not installed
+            log.debug("preload: %s not imported (%s)", name, exc)
+    if config is None:
+        return
+    try:
+        from gateway.refinement.lexicon import lexicon
+        from gateway.refinement.ngram import trigram_model
+
+        lexicon()
+        if uses_language_model(config):
+            trigram_model()
+    except Exception as exc:  # noqa: BLE001 - a worker reports a real problem itself
+        log.warning("preload: resources not loaded before the workers start (%s)", exc)
+
+
+def _optional_modules(config: Any) -> tuple[str, ...]:
+    """What only some configs import at start: the Redis client, the tracing SDK and its OTLP/HTTP
+    exporter (not gRPC's: its runtime is not fork-safe)."""
+    if config is None:
+        return ()
+    from gateway.telemetry.tracing import resolve_exporters
+
+    names: tuple[str, ...] = ()
+    if config.state.redis_url is not None:
+        names += ("gateway.state.failopen", "gateway.state.redis_state")
+    exporters = resolve_exporters(config.telemetry, os.environ)
+    if exporters:
+        names += ("opentelemetry.sdk.resources", "opentelemetry.sdk.trace", "opentelemetry.sdk.trace.export")
+    if "otlp_http" in exporters:
+        names += ("opentelemetry.exporter.otlp.proto.http.trace_exporter",)
+    return names
+
+
+def uses_language_model(config: Any) -> bool:
+    """Whether a runtime of ``config`` loads the trigram model at start (:meth:`Runtime.start`):
+    a refinement stage exists and the skip gate's context check is on."""
+    from gateway.config.models import Role
+
+    refinement = config.refinement
+    gate = refinement.skip_gate
+    adapters = any(config.adapters.get(role) is not None for role in Role)
+    return bool(gate.enabled and gate.context_check and (adapters or refinement.builtin_cleaner != "off"))
+
+
+def forked_worker(config_path: str, host: str, port: int) -> Callable[[list[int]], int]:
+    """The body of a forked worker: :func:`run` (see :class:`gateway.serving.supervisor.Supervisor`)."""
+
+    def main(early: list[int]) -> int:
+        return run(config_path, host, port, early)
+
+    return main
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from gateway.config.models import StateConfig
 from gateway.state import SharedState
-from gateway.state.failopen import FailOpenState
 from gateway.state.local import LocalState
-from gateway.state.redis_state import RedisState
 from gateway.state.records import records_from_env
 from gateway.state.registrations import registrations_from_env
 
@@ -16,6 +14,10 @@ def build_state(config: StateConfig) -> SharedState:
     local = LocalState(config.local_cache_entries, registrations=registrations_from_env(), records=records_from_env())
     if config.redis_url is None:
         return local
+    # Only with Redis: the client (and the OpenTelemetry SDK it imports) is ≈7 MB of every process.
+    from gateway.state.failopen import FailOpenState
+    from gateway.state.redis_state import RedisState
+
     redis = RedisState(
         config.redis_url,
         prefix=config.key_prefix,

@@ -41,3 +41,21 @@ def test_resettle_frees_a_retired_runtimes_cycles(restored: None) -> None:
     heap.resettle()
     assert alive() is None
     assert gc.get_freeze_count() > 0  # what is left is frozen again
+
+
+def test_a_forked_worker_keeps_the_inherited_objects_frozen(restored: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a forked worker the frozen objects are the supervisor's (shared pages): settle and
+    resettle never unfreeze them, and the worker's own objects stay collectable."""
+    monkeypatch.setattr(heap, "_inherited", False)
+    inherited = Node()
+    gc.freeze()  # what the supervisor froze before the fork
+    frozen = gc.get_freeze_count()
+    heap.forked()
+    own = Node()
+    alive = weakref.ref(own)
+    heap.settle()
+    assert gc.get_freeze_count() == frozen  # its own objects are not frozen
+    del own
+    heap.resettle()
+    assert alive() is None and gc.get_freeze_count() == frozen  # freed; the inherited stay frozen
+    del inherited
