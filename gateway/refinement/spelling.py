@@ -64,7 +64,7 @@ class Correction:
 
 
 @lru_cache(maxsize=1)
-def _symspell() -> Any:
+def speller() -> Any:
     """symspellpy over the lexicon's words: from the on-disk cache, else built (≈3 s) and cached."""
     from symspellpy import SymSpell
 
@@ -93,7 +93,7 @@ class SpellingCleaner:
 
     def __init__(self, words: Lexicon | None = None, model: TrigramModel | None = None) -> None:
         self._lexicon = words or lexicon()
-        self._speller = _symspell()
+        self._speller = speller()
         self._model = model or trigram_model()
 
     def corrections(self, text: str) -> list[Correction]:

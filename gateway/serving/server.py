@@ -71,6 +71,7 @@ def uvicorn_config(app: object, host: str, port: int, grace_s: float, log_level:
         timeout_graceful_shutdown=grace_s,  # was int(grace_s) if grace_s else None: 0 waited forever
         lifespan="on",
         log_level=log_level.lower(),
+        ws="none",  # no WebSocket route: the protocol's modules are never imported
     )
 
 

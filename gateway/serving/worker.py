@@ -37,7 +37,6 @@ PRELOAD_MODULES = (
     "uvicorn.loops.uvloop",
     "uvicorn.protocols.http.auto",
     "uvicorn.protocols.http.httptools_impl",
-    "uvicorn.protocols.websockets.auto",
     "litestar._kwargs",
     "litestar.exceptions.responses",
     "litestar.middleware.allowed_hosts",
@@ -144,7 +143,8 @@ def run(config_path: str, host: str, port: int, early: list[int] | None = None) 
 def preload(config_path: str) -> None:
     """In the supervisor, before forking: import what a worker imports and load the resources its
     runtime loads at start and never writes (the lexicon; the trigram model when the skip gate's
-    context check will run), so that every worker shares them. Creates no thread, event loop or
+    context check will run; the built-in cleaner's speller when it is on), so that every worker
+    shares them. Creates no thread, event loop or
     socket. Anything that fails here is only logged: each worker then loads it itself."""
     try:
         from gateway.config.source import load_source
@@ -167,6 +167,10 @@ def preload(config_path: str) -> None:
         lexicon()
         if uses_language_model(config):
             trigram_model()
+        if config.refinement.builtin_cleaner != "off":  # the CPU cleaner's speller (≈30 MB), shared too
+            from gateway.refinement.spelling import speller
+
+            speller()
     except Exception as exc:  # noqa: BLE001 - a worker reports a real problem itself
         log.warning("preload: resources not loaded before the workers start (%s)", exc)
 
