@@ -33,6 +33,15 @@ STARTED_MONO = time.monotonic()
 STARTED_WALL = time.time()
 
 
+def _started_now() -> None:
+    """A forked worker started now, not when the supervisor imported this module."""
+    global STARTED_MONO, STARTED_WALL
+    STARTED_MONO, STARTED_WALL = time.monotonic(), time.time()
+
+
+os.register_at_fork(after_in_child=_started_now)
+
+
 def version() -> str:
     try:
         return metadata.version("mpr-gateway")

@@ -275,6 +275,8 @@ async def relay(
             yield sse_error_event(UpstreamUnreachable(f"the target stream broke ({type(exc).__name__})"))
         aborted = False
     finally:
+        if usage_filter is not None:  # a stream that broke or was left: the meter still reads what was held
+            usage_filter.flush()
         reply.finish(abort=aborted)
         call.finish_stream(aborted=aborted)
         if aborted and shadow is not None:

@@ -18,7 +18,7 @@ OTHER_EDIT = 1e-6
 """P(typo | word) for edits the keyboard model does not produce (two slips, a far key)."""
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)  # a table is ~13 kB: 512 of them ≈ 6.5 MB per process
 def slips(intended: str) -> dict[str, float]:
     """Every one-slip typo of ``intended`` with its probability under a keyboard model: one of
     five slips, equally likely — two adjacent letters swapped, a letter dropped, a letter doubled,

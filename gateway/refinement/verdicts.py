@@ -7,7 +7,8 @@ users asking the same question, a load test — gets its verdict for a dictionar
 a scan with language-model lookups (≈0.3 µs against tens of µs; ``bench/features.py``).
 
 Bounded: at most :data:`MAX_ENTRIES` verdicts of prompts up to :data:`MAX_CHARS` characters
-(longer ones are judged every time: they rarely repeat), so at most ≈2 MB of text; the oldest
+(longer ones are judged every time: they rarely repeat), so at most ≈2 MB of ASCII text (≈8 MB
+of 4-byte characters); the oldest
 verdict goes first. Keyed by the tenant's partition as the refinement cache is, so how fast one
 tenant's prompt is judged says nothing about another tenant's prompts.
 """

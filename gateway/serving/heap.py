@@ -17,10 +17,12 @@ Together: ≈1 µs of collector time per request instead of ≈56. A reload buil
 retires the old one; :func:`resettle` then lets the collector see the frozen objects again, so an
 old runtime's reference cycles are freed, and freezes what is left.
 
-A worker forked by ``serve --workers N`` (:func:`forked`) inherits what the supervisor preloaded
-and froze before the fork, shared copy-on-write: it never unfreezes those (a collection over them
-would write to every page and copy them), and does not freeze its own objects either (a few
-thousand: its runtime, which a reload must be able to free), so its collections stay small.
+A serving process preloads what it will only read — imports, the lexicon, the language model, the
+speller — and :func:`freeze_preloaded` freezes it *before* the app is built: in ``serve --workers
+N`` the supervisor does it before forking, so every worker shares those pages copy-on-write, and
+no later pass writes to them. What start-up builds after that (a runtime: a few thousand objects)
+stays collectable, so a reload frees an old runtime with a plain collection of those few objects
+(:func:`resettle`), without the ~250 ms full pass that unfreezing everything costs.
 """
 
 from __future__ import annotations
@@ -30,28 +32,36 @@ import gc
 GEN0_THRESHOLD = 10_000
 """Net container allocations between young-generation passes (CPython's default: 700)."""
 
-_inherited = False  # a forked worker: the frozen objects are the supervisor's, shared
+_preloaded = False  # freeze_preloaded ran: the frozen objects are read-only resources, maybe shared
 
 
-def forked() -> None:
-    """In a worker forked from a preloading supervisor (see the module docstring)."""
-    global _inherited
-    _inherited = True
+def freeze_preloaded() -> None:
+    """After preloading, before the app is built (and before forking workers)."""
+    global _preloaded
+    gc.collect()
+    gc.freeze()
+    _preloaded = True
+
+
+def preloaded() -> bool:
+    """Whether this process (or the supervisor it was forked from) froze its preloaded resources."""
+    return _preloaded
 
 
 def settle() -> None:
-    """Freeze what start-up built and raise the young generation's threshold (once it is built)."""
+    """Once start-up is done: collect, freeze it when nothing was preloaded (an app built by other
+    code), and raise the young generation's threshold."""
     gc.collect()
-    if not _inherited:
+    if not _preloaded:
         gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)
 
 
 def resettle() -> None:
-    """After a reload retired a runtime: collect everything again (its cycles), then freeze (a
-    forked worker: collect its own objects; the shared ones stay frozen)."""
-    if _inherited:
+    """After a reload retired a runtime: collect its cycles. With preloaded resources frozen the
+    runtime never was, so a collection suffices; else unfreeze, collect and freeze again."""
+    if _preloaded:
         gc.collect()
         return
     gc.unfreeze()

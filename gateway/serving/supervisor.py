@@ -26,7 +26,6 @@ image. The supervisor runs no thread and no event loop, so a fork copies nothing
 from __future__ import annotations
 
 import atexit
-import gc
 import logging
 import os
 import shutil
@@ -225,7 +224,6 @@ def _child(main: WorkerMain, env: dict[str, str], mask: set[signal.Signals]) -> 
     code = 1
     try:
         os.setpgid(0, 0)
-        heap.forked()  # the preloaded objects stay frozen and shared (gateway.serving.heap)
         atexit._clear()  # the supervisor's exit handlers are not this process's
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C that hit the fork: the supervisor's
@@ -260,8 +258,7 @@ def _worker_command(path: str, host: str, port: int) -> list[str] | WorkerMain:
     if os.environ.get(START_ENV, "fork") == "spawn":
         return spawned
     preload(path)
-    gc.collect()
-    gc.freeze()  # what the workers inherit: out of every collection, so no pass writes to its pages
+    heap.freeze_preloaded()  # what the workers inherit: out of every collection, so no pass writes to its pages
     if threading.active_count() > 1:  # a fork copies no thread, only the locks they may hold
         log.warning("threads running after preload (%s): workers are spawned instead of forked", threading.enumerate())
         return spawned
@@ -281,12 +278,11 @@ def serve_workers(config_path: str, host: str, port: int, workers: int, stop_s: 
     clear_snapshots(directory)  # a previous server's counters are not this one's
     log.info("serving on %s:%d with %d workers (metrics in %s)", host, port, workers, directory)
     path = str(Path(config_path).resolve())
-    command = _worker_command(path, host, port)
-    env = {**os.environ, METRICS_DIR_ENV: str(directory), WORKERS_ENV: str(workers)}
     given_registry = os.environ.get(REGISTRY_DIR_ENV)  # registered workers: every worker process reads them
     registry = Path(given_registry) if given_registry else Path(tempfile.mkdtemp(prefix="mpr-registry-"))
-    env[REGISTRY_DIR_ENV] = str(registry)
     try:
+        command = _worker_command(path, host, port)
+        env = {**os.environ, METRICS_DIR_ENV: str(directory), WORKERS_ENV: str(workers), REGISTRY_DIR_ENV: str(registry)}
         return Supervisor(command, workers, env, stop_s + KILL_AFTER_S).run()
     finally:
         if not given:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.serving import heap
 from gateway.serving.workers import reuse_port_socket
 
 METRICS_DIR_ENV = "MPR_METRICS_DIR"
@@ -115,6 +116,9 @@ def run(config_path: str, host: str, port: int, early: list[int] | None = None) 
         print(exc, file=sys.stderr)
         return 2
     setup_logging(config.telemetry.log_level)
+    if not heap.preloaded():  # a spawned worker: preload here (a forked one inherited the supervisor's)
+        preload(config_path)
+        heap.freeze_preloaded()
     parent = os.getppid()
     app = create_app(
         config, source=source, config_path=config_path, reload_on_sighup=True, broadcast_reload=lambda: os.kill(parent, signal.SIGHUP)
@@ -153,11 +157,18 @@ def preload(config_path: str) -> None:
     except Exception as exc:  # noqa: BLE001 - the worker reports it as a config error
         log.warning("preload: %s not read (%s)", config_path, exc)
         config = None
-    for name in (*PRELOAD_MODULES, *_optional_modules(config)):
+    try:
+        optional = _optional_modules(config)
+    except Exception as exc:  # noqa: BLE001 - the worker reports a real problem itself
+        log.warning("preload: optional modules not resolved (%s)", exc)
+        optional = ()
+    for name in (*PRELOAD_MODULES, *optional):
         try:
             importlib.import_module(name)
         except ImportError as exc:  # an optional implementation (uvloop, httptools) not installed
             log.debug("preload: %s not imported (%s)", name, exc)
+        except Exception as exc:  # noqa: BLE001 - a module failing at import: the worker reports it itself
+            log.warning("preload: %s not imported (%s: %s)", name, type(exc).__name__, exc)
     if config is None:
         return
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import secrets
 from contextvars import ContextVar
 
@@ -20,6 +21,16 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("mpr_request_id", default=None)
 _PREFIX = secrets.token_hex(4)
 _COUNTER = itertools.count(1)
 _MAX_INBOUND = 128
+
+
+def _reseed() -> None:
+    """A forked process (``serve --workers N``) gets its own prefix: ids stay unique per server."""
+    global _PREFIX, _COUNTER
+    _PREFIX = secrets.token_hex(4)
+    _COUNTER = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_reseed)
 
 
 def new_request_id() -> str:

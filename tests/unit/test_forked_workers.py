@@ -193,7 +193,7 @@ def test_workers_are_spawned_when_asked_or_when_a_thread_runs_at_fork_time(monke
     from gateway.serving import supervisor
 
     monkeypatch.setattr(supervisor, "preload", lambda path: None)
-    monkeypatch.setattr(supervisor.gc, "freeze", lambda: None)
+    monkeypatch.setattr(supervisor.heap, "freeze_preloaded", lambda: None)
     assert callable(supervisor._worker_command("/x.yaml", "127.0.0.1", 8000))
     monkeypatch.setenv("MPR_WORKER_START", "spawn")
     spawned = supervisor._worker_command("/x.yaml", "127.0.0.1", 8000)

@@ -43,19 +43,21 @@ def test_resettle_frees_a_retired_runtimes_cycles(restored: None) -> None:
     assert gc.get_freeze_count() > 0  # what is left is frozen again
 
 
-def test_a_forked_worker_keeps_the_inherited_objects_frozen(restored: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In a forked worker the frozen objects are the supervisor's (shared pages): settle and
-    resettle never unfreeze them, and the worker's own objects stay collectable."""
-    monkeypatch.setattr(heap, "_inherited", False)
-    inherited = Node()
-    gc.freeze()  # what the supervisor froze before the fork
+def test_preloaded_resources_stay_frozen_and_the_runtime_collectable(restored: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resources frozen before the app is built (in a forked worker: by the supervisor, shared
+    pages) are never unfrozen; what start-up builds later stays collectable, so a reload frees an
+    old runtime with a plain collection."""
+    monkeypatch.setattr(heap, "_preloaded", False)
+    resource = Node()
+    heap.freeze_preloaded()
     frozen = gc.get_freeze_count()
-    heap.forked()
-    own = Node()
-    alive = weakref.ref(own)
+    assert heap.preloaded()
+    runtime = Node()
+    alive = weakref.ref(runtime)
     heap.settle()
-    assert gc.get_freeze_count() == frozen  # its own objects are not frozen
-    del own
+    assert gc.get_freeze_count() == frozen  # the runtime is not frozen
+    del runtime
     heap.resettle()
-    assert alive() is None and gc.get_freeze_count() == frozen  # freed; the inherited stay frozen
-    del inherited
+    assert alive() is None and gc.get_freeze_count() == frozen  # freed; the resources stay frozen
+    del resource
+
