@@ -194,19 +194,15 @@ def test_workers_are_spawned_when_asked_or_when_a_thread_runs_at_fork_time(monke
 
     monkeypatch.setattr(supervisor, "preload", lambda path: None)
     monkeypatch.setattr(supervisor.heap, "freeze_preloaded", lambda: None)
+    threads = [1]  # what threading.active_count() says at fork time (the test run's own threads aside)
+    monkeypatch.setattr(supervisor.threading, "active_count", lambda: threads[0])
     assert callable(supervisor._worker_command("/x.yaml", "127.0.0.1", 8000))
     monkeypatch.setenv("MPR_WORKER_START", "spawn")
     spawned = supervisor._worker_command("/x.yaml", "127.0.0.1", 8000)
     assert isinstance(spawned, list) and spawned[1:3] == ["-m", "gateway.serving.worker"]
     monkeypatch.delenv("MPR_WORKER_START")
-    stop = threading.Event()
-    thread = threading.Thread(target=stop.wait, daemon=True)
-    thread.start()
-    try:
-        assert isinstance(supervisor._worker_command("/x.yaml", "127.0.0.1", 8000), list)
-    finally:
-        stop.set()
-        thread.join()
+    threads[0] = 2  # a thread runs: a fork would copy its locks, not the thread
+    assert isinstance(supervisor._worker_command("/x.yaml", "127.0.0.1", 8000), list)
 
 
 def test_the_redis_client_and_the_tracing_sdk_are_preloaded_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
