@@ -27,6 +27,7 @@ class Meter:
     stream: StreamUsage | None = None
     stages: dict[str, list[int]] = field(default_factory=dict)  # stage → [prompt, completion]
     settings: tuple[RefinementConfig, RefinementConfig] | None = None  # (global, under the key's policy), memoised
+    controls: tuple[RefineControls, RefineControls] | None = None  # (the request's, under the key's policy), memoised
 
     @property
     def usage(self) -> Usage:
@@ -101,9 +102,13 @@ def keyed_controls(controls: RefineControls) -> RefineControls:
     meter = _CURRENT.get()
     if meter is None or meter.tenant is None:
         return controls
+    if meter.controls is not None and meter.controls[0] is controls:
+        return meter.controls[1]
     from gateway.tenants.policy import narrow
 
-    return narrow(controls, meter.tenant.policy)
+    narrowed = narrow(controls, meter.tenant.policy)
+    meter.controls = (controls, narrowed)
+    return narrowed
 
 
 def keyed_refinement(config: RefinementConfig) -> RefinementConfig:
