@@ -107,11 +107,11 @@ async def measure(rounds: int = 20_000) -> list[tuple[str, float, str]]:
     from gateway.tenants.usage import StreamUsage
     import fake_upstream
 
-    devnull = open("/dev/null", "wb")  # noqa: SIM115 - lives as long as the process
-    root = logging.getLogger()
-    root.handlers[:] = [JsonLineHandler(devnull)]
-    root.setLevel(logging.INFO)
     work = Path(tempfile.mkdtemp(prefix="mpr-features-"))
+    log_file = (work / "gateway.log").open("wb")  # noqa: SIM115 - a real file, as a served gateway's stdout
+    root = logging.getLogger()
+    root.handlers[:] = [JsonLineHandler(log_file)]
+    root.setLevel(logging.INFO)
     runtime = build_runtime(_config(work, keys=False))
     keyed = build_runtime(_config(work, keys=True))
     await runtime.start()
@@ -126,7 +126,7 @@ async def measure(rounds: int = 20_000) -> list[tuple[str, float, str]]:
         middleware = await paired_us(lambda: quiet(_scope(), _receive, _sink), lambda: _inner(_scope(), _receive, _sink), rounds)
         access = await paired_us(lambda: logged(_scope(), _receive, _sink), lambda: quiet(_scope(), _receive, _sink), rounds)
         rows.append(("telemetry middleware", middleware, "request id, in-flight gauge, request counter + duration histogram, TTFB"))
-        rows.append(("access log", access, "one JSON line per request (to /dev/null here)"))
+        rows.append(("access log", access, "one JSON line per request, buffered into a file"))
 
         auth_on = best_us(lambda: admit(keyed, "Bearer " + KEY, "127.0.0.1"), rounds) - best_us(
             lambda: admit(runtime, None, "127.0.0.1"), rounds)
@@ -152,7 +152,7 @@ async def measure(rounds: int = 20_000) -> list[tuple[str, float, str]]:
         off_cfg, on_cfg = runtime.targets["bench-off"].config, runtime.targets["bench-refine"].config
         rows.append(("refinement off: the decision", await best_async_us(
             lambda: chat._refinement(payload_off, payload_off["messages"], "bench-off", controls, off_cfg), rounds),
-            "user turns read, the target's and the key's policy: nothing to do"))
+            "the target's and the key's policy say no: no user turn is read"))
         await chat._refinement(payload_on, payload_on["messages"], "bench-refine", controls, on_cfg)  # the verdict memoised
         rows.append(("skip gate, a prompt seen before", await best_async_us(
             lambda: chat._refinement(payload_on, payload_on["messages"], "bench-refine", controls, on_cfg), rounds),

@@ -51,6 +51,7 @@ CLEAN = "Explain how a hash table handles collisions in simple terms."
 CLEAN_VARIED = "Explain how a hash table handles collisions in simple terms, for case {n}."  # wrk: a new prompt each request
 TYPOS = "explian how a hsah tabel handels colisions in simpel terms"
 HOLD_MODEL = "bench-hold30"
+NO_CACHE = {"x-mpr-cache": "off"}  # refinement points measure the stages, not the refinement cache
 STAGGER = {"cleaner": 20, "describer": 40, "paraphraser": 80}  # ms, for the concurrency section
 
 
@@ -378,11 +379,11 @@ class Bench:
         return json.loads(m.group(1))
 
     def overhead_point(self, system: str, scenario: str, proc: Proc | None, port: int, payload: bytes,
-                       conc: int, dur: float | None = None, path: str = "/v1/chat/completions") -> Row:
+                       conc: int, dur: float | None = None, path: str = "/v1/chat/completions", headers: str = "") -> Row:
         url = f"http://127.0.0.1:{port}{path}"
-        self.wrk(url, payload, conc, self.warm)  # warm-up, discarded
+        self.wrk(url, payload, conc, self.warm, headers)  # warm-up, discarded
         with Meter(self, proc) as m:
-            r = self.wrk(url, payload, conc, dur or self.dur)
+            r = self.wrk(url, payload, conc, dur or self.dur, headers)
         n = r["requests"]
         errs = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
         notes = m.notes() + (f"; {errs} errors" if errs else "")
@@ -443,7 +444,7 @@ class Bench:
     def refine_point(self, system: str, scenario: str, port: int, payload: bytes, conc: int, note: str) -> Row:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         with Meter(self, None) as m:
-            r = loadgen.run(loadgen.headers_run(url, payload, {}, conc, self.dur, 100_000, self.warm))
+            r = loadgen.run(loadgen.headers_run(url, payload, NO_CACHE, conc, self.dur, 100_000, self.warm))
         notes = (f"x-mpr-refine-ms; {note}; end-to-end p50 {r['p50']:.1f} ms; x-mpr-refinement {r['refinement']}; "
                  f"{m.notes()}")
         if r["errors"]:
@@ -535,7 +536,8 @@ class Bench:
                     self.add(self.best_of(rows))
             for conc in self.concs:  # latency-bound (3 x 50 ms): one pass is enough
                 self.add(self.quiet(self.overhead_point, "gateway", "refine on, 3 stages x 50 ms", procs["gateway"],
-                                    PORTS["gateway"], body("bench-refine", TYPOS), conc))
+                                    PORTS["gateway"], body("bench-refine", TYPOS), conc, None, "/v1/chat/completions",
+                                    "x-mpr-cache: off"))
 
         print("streaming (loadgen)", file=sys.stderr)
         for conc in (1, 32):
@@ -718,6 +720,10 @@ def verdicts(rows: list[Row]) -> str:
         if gw_stream and bare_stream:
             check(f"(issue 24) streaming: CPU per request ≤ 1.10× bare's (c={conc})", gw_stream.cpu_ms <= 1.10 * bare_stream.cpu_ms,
                   f"{gw_stream.cpu_ms:.3f} vs {bare_stream.cpu_ms:.3f} ms ({gw_stream.cpu_ms / bare_stream.cpu_ms:.2f}×)")
+    nolog32 = get("overhead", "gateway", "refinement off, access log off", 32)
+    if off32 and nolog32:
+        lines.append(f"- (no target) the access log at c=32, served: {1000 * (off32.cpu_ms - nolog32.cpu_ms):.1f} µs of CPU "
+                     f"per request (refinement off with it, {off32.cpu_ms:.3f} ms, less without, {nolog32.cpu_ms:.3f} ms)")
     if skip32 and off32:
         check("(issue 24) skip gate passing a clean prompt ≥ 0.90× refinement off (c=32)", skip32.rps >= 0.9 * off32.rps,
               f"{skip32.rps / off32.rps:.2f}× ({skip32.rps:,.0f} req/s; CPU {skip32.cpu_ms / off32.cpu_ms:.2f}× refinement off's)")
