@@ -30,17 +30,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402
+from workers import start_gateway  # noqa: E402 - serve --workers N on all this process's cores
 
 MB = 2**20
-
-
-def start_gateway(conf: Path, port: int, workers: int) -> run.Proc:
-    exe = run.ROOT / ".venv" / "bin" / "mpr-gateway"
-    cores = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
-    argv = [str(exe), "serve", "--config", str(conf), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    proc = run.Proc(f"memory-w{workers}", argv, cores)
-    run.wait_http(f"http://127.0.0.1:{port}/health", proc)
-    return proc
 
 
 def listening(proc: psutil.Process, port: int) -> bool:
