@@ -24,6 +24,7 @@ from gateway.config import GatewayConfig, Role, TargetConfig, load_api_keys
 from gateway.config.models import ALL_ROLES, AdapterConfig
 from gateway.refinement.canary import Canary
 from gateway.refinement.fallback import FallbackStage
+from gateway.refinement.gate import uses_language_model
 from gateway.refinement.lexicon import lexicon
 from gateway.refinement.ngram import trigram_model
 from gateway.refinement.outcome_cache import OutcomeCache
@@ -108,8 +109,7 @@ class Runtime:
             probe_sets.append((pool, session, None))
         if cfg.refinement.builtin_cleaner == "fallback" and Role.CLEANER not in self.builtin_stages:
             backends[Role.CLEANER] = FallbackStage(Role.CLEANER, backends.get(Role.CLEANER), SpellingCleaner())
-        gate = cfg.refinement.skip_gate
-        if backends and gate.enabled and gate.context_check:
+        if uses_language_model(cfg.refinement.skip_gate, bool(backends)):
             trigram_model()  # the gate's language model (~35 MB, ~40 ms) now, not on some request's path
         cache = cfg.refinement.cache
         outcomes = OutcomeCache(self.state, cache.ttl_s, self.telemetry.metrics) if cache.enabled else None

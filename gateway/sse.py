@@ -25,7 +25,7 @@ def reports_usage(data: bytes) -> bool:
     return False
 
 
-def _event_object(event: bytes) -> Any:
+def event_object(event: bytes) -> Any:
     """The decoded JSON of an event's first ``data:`` line (None: none, or not JSON)."""
     for line in event.splitlines():
         if line.startswith(b"data:"):
@@ -100,7 +100,7 @@ class UsageFilter:
         pos = 0
         on_usage = self.on_usage
         for start, end in usage_events(data):
-            obj = _event_object(data[start:end])
+            obj = event_object(data[start:end])
             if on_usage is not None:
                 on_usage(obj)
             if _is_usage_only(obj):
@@ -116,5 +116,5 @@ class UsageFilter:
         held, self._held = self._held, b""
         if self.on_usage is not None and reports_usage(held):
             for start, end in usage_events(held):
-                self.on_usage(_event_object(held[start:end]))
+                self.on_usage(event_object(held[start:end]))
         return held

@@ -83,6 +83,12 @@ _NON_ENGLISH = GateDecision(False, "non_english")
 _CLEAN = GateDecision(False, "clean")
 
 
+def uses_language_model(config: SkipGateConfig, has_stages: bool) -> bool:
+    """Whether the gate consults the trigram model: it is on, its context check too, and there is
+    a refinement stage to send a prompt to (the runtime loads the model at start then)."""
+    return has_stages and config.enabled and config.context_check
+
+
 def decide(text: str, lexicon: Lexicon, config: SkipGateConfig) -> GateDecision:
     """Decide whether ``text`` needs refinement (see the module docstring for the rules)."""
     if not text.strip():

@@ -206,13 +206,14 @@ def _optional_modules(config: Any) -> tuple[str, ...]:
 
 def uses_language_model(config: Any) -> bool:
     """Whether a runtime of ``config`` loads the trigram model at start (:meth:`Runtime.start`):
-    a refinement stage exists and the skip gate's context check is on."""
+    the gate's own rule (:func:`gateway.refinement.gate.uses_language_model`), the stages being the
+    configured adapters and the built-in cleaner."""
     from gateway.config.models import Role
+    from gateway.refinement import gate
 
     refinement = config.refinement
-    gate = refinement.skip_gate
-    adapters = any(config.adapters.get(role) is not None for role in Role)
-    return bool(gate.enabled and gate.context_check and (adapters or refinement.builtin_cleaner != "off"))
+    stages = any(config.adapters.get(role) is not None for role in Role) or refinement.builtin_cleaner != "off"
+    return gate.uses_language_model(refinement.skip_gate, stages)
 
 
 def forked_worker(config_path: str, host: str, port: int) -> Callable[[list[int]], int]:

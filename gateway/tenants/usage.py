@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.sse import reports_usage, usage_events
+from gateway.sse import event_object, reports_usage, usage_events
 
 _USAGE = b'"usage"'
 MAX_EVENT = 1 << 20  # bytes held waiting for the end of an event
@@ -67,14 +67,7 @@ class StreamUsage:
 
     def _scan(self, data: bytes) -> None:
         for start, end in usage_events(data):
-            for line in data[start:end].splitlines():
-                if line.startswith(b"data:") and _USAGE in line:
-                    try:
-                        found = usage_of(msgspec.json.decode(line[5:].strip()))
-                    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-                        continue
-                    if found is not None:
-                        self.usage = found
+            self.take(event_object(data[start:end]))
 
     def take(self, obj: Any) -> None:
         """A decoded event that reports usage (from :class:`~gateway.sse.UsageFilter`, which
