@@ -83,11 +83,12 @@ def gate_section(report: Mapping[str, Any]) -> list[str]:
                 str(fig["typos"]),
                 ratio(fig["refined"], fig["n"], fig["refine_rate"]),
                 ratio(fig["refined_clean_skipped"], fig["clean_skipped"], fig["refine_rate_clean_skipped"]),
+                ratio(fig["refined_typo_prompts"], fig["typo_prompts"], fig["refine_rate_typo_prompts"]),
             ]
         )
     if rows:
         lines += ["", "Skip gate on noisy prompts (English prompts with at least one eligible word)"]
-        lines += table(["noise", "prompts", "typos", "refined", "refined where clean was skipped"], rows)
+        lines += table(["noise", "prompts", "typos", "refined", "refined where clean was skipped", "…not only deleted words"], rows)
     return lines
 
 

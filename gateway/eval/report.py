@@ -14,8 +14,12 @@ Keys (rates are shares in [0, 1], ``null`` when nothing was measured; noise leve
     clean             {n, skipped, skip_rate, reasons: {reason: n}, tokens: {token: n}}
                       gate on the clean texts; ``tokens``: what made the gate refine clean texts
     noise             {level: {n, no_eligible, typos, refined, refine_rate, clean_skipped,
-                               refined_clean_skipped, refine_rate_clean_skipped, reasons}}
-                      gate on the noisy texts (levels > 0); ``n`` English prompts with >= 1 typo
+                               refined_clean_skipped, refine_rate_clean_skipped, typo_prompts,
+                               refined_typo_prompts, refine_rate_typo_prompts, reasons}}
+                      gate on the noisy texts (levels > 0); ``n`` English prompts with >= 1 typo;
+                      ``typo_prompts``: those of ``clean_skipped`` with a typo other than a deleted
+                      word (a prompt that only lost a word often reads as fluent English: the
+                      deleted class counts those)
     restoration       {all|non_word|real_word|deleted: {n, restored, rate},
                        by_noise: {level: {all|non_word|real_word|deleted: {n, restored, rate}}}}
                       typos restored with the gate bypassed
@@ -191,6 +195,8 @@ def noise_figures(samples: Sequence[Sample], rate: float, english: int) -> dict[
     among = [s for s in noisy if s.prompt.id in clean_skipped]
     refined = sum(1 for s in noisy if s.gated.refine)
     refined_among = sum(1 for s in among if s.gated.refine)
+    typo_prompts = [s for s in among if any(t.kind != WORD_DELETION for t in s.typos)]
+    refined_typo = sum(1 for s in typo_prompts if s.gated.refine)
     return {
         "n": len(noisy),
         "no_eligible": english - len(noisy),
@@ -200,6 +206,9 @@ def noise_figures(samples: Sequence[Sample], rate: float, english: int) -> dict[
         "clean_skipped": len(among),
         "refined_clean_skipped": refined_among,
         "refine_rate_clean_skipped": share(refined_among, len(among)),
+        "typo_prompts": len(typo_prompts),
+        "refined_typo_prompts": refined_typo,
+        "refine_rate_typo_prompts": share(refined_typo, len(typo_prompts)),
         "reasons": dict(Counter(s.gated.reason for s in noisy).most_common()),
     }
 

@@ -24,8 +24,13 @@ from gateway.refinement.keyboard import is_slip
 from gateway.refinement.lexicon import Lexicon
 from gateway.refinement.ngram import LOG10_PER_UNIT, OOV_LOG10, START, TrigramModel, trigram_model
 from gateway.refinement.technical import TECHNICAL_WORDS
-from gateway.refinement.tokens import Scan, Word
+from gateway.refinement.tokens import ABBREVIATIONS, Scan, Word
 
+TITLE_GAIN = 3.5
+"""log10: the bar for a known capitalised word inside a sentence, judged whatever its window's rank
+(``The Cour Seasons``: ``four``; see ``title_gain``)..."""
+TITLE_NAME_ZIPF = 4.0
+"""...unless it follows a capitalised word rarer than this: a name, of which it is a part (``Elena Fischer``)."""
 MIN_GAIN = 3.5
 """log10 of how much more likely the window must be with the other word (≈3,000×)..."""
 START_EASING = 0.5
@@ -126,18 +131,22 @@ def number(a: str, b: str) -> bool:
     return len(a) > 3 and a == b + "s"
 
 
-_ALTERNATIVES: dict[tuple[str, int], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_ALTERNATIVES: dict[tuple[str, int], tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[bool, bool], ...]]] = {}
 _ALTERNATIVES_SIZE = 20_000
 
 
-def _candidates(lower: str, lexicon: Lexicon, model: TrigramModel, width: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """:func:`alternatives`, and those of them that are not ``lower`` in the other number (memoised
-    per process)."""
+def _candidates(
+    lower: str, lexicon: Lexicon, model: TrigramModel, width: int
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[bool, bool], ...]]:
+    """:func:`alternatives`; those of them that are not ``lower`` in the other number; and for each
+    alternative, whether it is ``lower`` in the other number and whether ``lower`` is one keyboard
+    slip from it (memoised per process)."""
     key = (lower, width)
     found = _ALTERNATIVES.get(key)
     if found is None:
         every = tuple(c for c in lexicon.neighbours(lower) if model.knows(c) and not variant(lower, c))[:width]
-        found = (every, tuple(c for c in every if not number(lower, c)))
+        kinds = tuple((number(lower, c), is_slip(lower, c)) for c in every)
+        found = (every, tuple(c for c, (other_number, _) in zip(every, kinds) if not other_number), kinds)
         if len(_ALTERNATIVES) >= _ALTERNATIVES_SIZE:
             _ALTERNATIVES.clear()
         _ALTERNATIVES[key] = found
@@ -187,6 +196,8 @@ def real_word_errors(
     number_margin: float | None = None,
     slip_bonus: float = 0.0,
     fits: float | None = FITS,
+    title_gain: float | None = None,
+    capital_slip_bonus: float | None = None,
 ) -> list[tuple[int, str]]:
     """``(index, likely word)`` for each word that context says is a real-word typo: of the
     ``checked`` least likely windows, those another word (of ``width`` tried) makes ``min_gain``
@@ -196,7 +207,11 @@ def real_word_errors(
     evidence of a typo) is not tried, or, with ``number_margin``, needs that much more gain; one
     keyboard slip away from the word (:func:`gateway.refinement.keyboard.is_slip`), a candidate
     needs ``slip_bonus`` less. A word the words before it make ``fits`` (log10) likely is not
-    judged (``None``: every word is)."""
+    judged (``None``: every word is). With ``title_gain``, a known capitalised word inside a sentence
+    (a title or a name: ``The Cour Seasons``, ``League of Rations``) is also judged, whatever its
+    window's rank, at that bar — unless it follows a rarer capitalised word (part of a name:
+    ``Elena Fischer``), punctuation or an abbreviation. A capitalised word's slip candidates get
+    ``capital_slip_bonus`` (``None``: ``slip_bonus``): the gate gives none, a name may start a sentence."""
     n = len(words)
     if n < 2:
         return []
@@ -210,11 +225,16 @@ def real_word_errors(
     tried: list[bool] = []  # judged and known
     judge: list[bool] = []  # judged (:func:`judged`)
     suspect: list[bool] = []
+    titled: list[bool] = []  # a known capitalised word inside a sentence, judged at ``title_gain``
+    upper: list[bool] = []  # capitalised (a name may start a sentence: ``capital_slip_bonus``)
     lowers = [w.lower for w in words]
     flags = _FLAGS.get
     prev: str | None = None
     prev2: str | None = None
+    prev_name = False  # the word before is a capitalised rare word: a name (``Elena Fischer``)
     for word, lower in zip(words, lowers):
+        shape, known, suspected = flags(lower) or _flags(lower, lexicon, model)
+        upper.append(word.text[0].isupper())
         if word.after_break:
             if word.sentence_start:
                 prev, prev2 = START, None
@@ -225,10 +245,15 @@ def real_word_errors(
         else:
             keys.append([lower, prev] if prev2 is None else [lower, prev, prev2])
         context.append((prev, prev2))
-        shape, known, suspected = flags(lower) or _flags(lower, lexicon, model)
-        judged_here = shape and (word.sentence_start or not word.text[0].isupper())
+        capital = upper[-1] and not word.sentence_start
+        judged_here = shape and not capital
         judge.append(judged_here)
         tried.append(judged_here and known)
+        titled.append(
+            title_gain is not None and capital and shape and known and not word.after_break
+            and lower not in ABBREVIATIONS and not (prev_name and prev is not None)
+        )  # fmt: skip
+        prev_name = capital and lexicon.table.zipf(lower) < TITLE_NAME_ZIPF
         suspect.append(suspected)
         prev, prev2 = lower, prev
     scores = [prob(key) for key in keys]
@@ -239,9 +264,10 @@ def real_word_errors(
     follows.append(False)
 
     windows: list[tuple[float, float, int]] = []
+    titles: list[tuple[float, float, int]] = []
     fit = (fits if fits is not None else 1.0) * unit  # raw units (above any log: all ranked)
     for i in range(n):
-        if not tried[i] or scores[i] >= fit:
+        if not (tried[i] or titled[i]) or scores[i] >= fit:
             continue
         if follows[i]:
             total = scores[i] + scores[i + 1]
@@ -253,17 +279,25 @@ def real_word_errors(
             continue  # no word on either side
         else:
             total = rank = scores[i]
-        windows.append((rank, total, i))
+        (titles if titled[i] else windows).append((rank, total, i))
     windows.sort()
     found: list[tuple[int, str]] = []
-    tuned = number_margin is not None or bool(slip_bonus)  # the cleaner's handicaps (the gate has none)
-    for rank_of, (_, total, i) in enumerate(windows):
+    tuned = number_margin is not None or bool(slip_bonus)  # handicaps and bonuses to apply
+    ranked = [(r, t, i, False) for r, (_, t, i) in enumerate(windows)] + [(0, t, i, True) for _, t, i in titles]
+    for rank_of, total, i, title in ranked:
         if rank_of >= checked and not suspect[i]:
             continue  # neither among the least likely windows nor a suspect
-        bar_gain = (min_gain if rank_of < checked else max(min_gain, SUSPECT_GAIN)) * unit
+        if title:
+            bar_gain = title_gain * unit  # type: ignore[operator]
+        else:
+            bar_gain = (min_gain if rank_of < checked else max(min_gain, SUSPECT_GAIN)) * unit
         lower = lowers[i]
-        every, same_number = _candidates(lower, lexicon, model, width)
-        candidates = every if number_margin is not None else same_number
+        every, same_number, kinds = _candidates(lower, lexicon, model, width)
+        if number_margin is not None:
+            candidates = every
+        else:
+            candidates = same_number
+            kinds = tuple(k for k in kinds if not k[0])
         prev, prev2 = context[i]
         nxt = lowers[i + 1] if follows[i] else None
         nxt2 = lowers[i + 2] if nxt is not None and follows[i + 1] else None
@@ -276,13 +310,14 @@ def real_word_errors(
         first = [lower] if prev is None else [lower, prev] if prev2 is None else [lower, prev, prev2]
         best, bar = "", total + bar_gain - (START_EASING * unit if prev == START else 0.0)
         own = scores[i] + FIRST_TERM_MARGIN * unit
-        for candidate in candidates:
+        bonus = (slip_bonus if capital_slip_bonus is None or not upper[i] else capital_slip_bonus) * unit
+        for candidate, (other_number, slip) in zip(candidates, kinds):
             handicap = 0.0  # raw units a candidate must beat the bar by
             if tuned:
-                if number_margin is not None and number(lower, candidate):
+                if other_number and number_margin is not None:
                     handicap = number_margin * unit
-                if slip_bonus and is_slip(lower, candidate):
-                    handicap -= slip_bonus * unit
+                if slip:
+                    handicap -= bonus
             # each term is ≤ 0: stop as soon as the candidate cannot clear the bar; and a candidate
             # the words before it do not favour over the word itself is not worth the other lookups
             first[0] = candidate

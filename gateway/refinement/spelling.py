@@ -27,7 +27,7 @@ from typing import Any
 
 from gateway.config.models import Role
 from gateway.refinement.cache import cache_key, cached
-from gateway.refinement.context import histories, mistyped_letters, real_word_errors
+from gateway.refinement.context import TITLE_GAIN, histories, mistyped_letters, real_word_errors
 from gateway.refinement.gate import unknown_words
 from gateway.refinement.keyboard import channel
 from gateway.refinement.language import looks_non_english
@@ -118,6 +118,7 @@ class SpellingCleaner:
         suspects = real_word_errors(
             words, self._lexicon, self._model, len(words), REAL_WORD_GAIN, REAL_WORD_WIDTH, NUMBER_MARGIN, SLIP_BONUS,
             fits=None,  # every word: at its lower bars the cleaner does fix a few that fit the words before them
+            title_gain=TITLE_GAIN,  # The Cour Seasons: Four (real-word restored 50.4 -> 51.8%, changed 0.199 -> 0.204%)
         )
         out = list(fixes.values())
         for i, candidate in suspects:

@@ -57,7 +57,7 @@ ABBREVIATIONS = frozenset(
 )
 """Words whose full stop does not end the sentence (``Dr. Benni``)."""
 
-A_SLIPS = frozenset("qwsz")
+A_SLIPS = frozenset("qwszi")
 """The keys around ``a``: a lone one of them between words is likely ``a`` mistyped."""
 
 _INLINE_CODE_RE = re.compile(r"`[^`\n]*`")

@@ -37,7 +37,7 @@ def test_json_report(prompt_file: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert set(report["noise"]) == {"0.1", "0.3"}
     assert set(report["noise"]["0.1"]) == {
         "n", "no_eligible", "typos", "refined", "refine_rate", "clean_skipped", "refined_clean_skipped",
-        "refine_rate_clean_skipped", "reasons",
+        "refine_rate_clean_skipped", "typo_prompts", "refined_typo_prompts", "refine_rate_typo_prompts", "reasons",
     }  # fmt: skip
     assert set(report["restoration"]) == {"all", "non_word", "real_word", "deleted", "by_noise"}
     assert set(report["restoration"]["all"]) == {"n", "restored", "rate"}

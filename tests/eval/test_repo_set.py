@@ -2,11 +2,11 @@
 
 It prints the report (shown in the test run's output) and checks the quality targets of the
 skip gate and the built-in cleaner (issues #10 and #21). One target is not met (see
-docs/refinement.md, "Measured"): noisy prompts refined, 87.1% against 95% — whole-word deletions,
-which the trigram model does not tell from fluent text, are most of what the gate misses (54 of the
-102 noisy prompts it skips at 10% typos have only deletions). For it, and for the typo classes
-reported on their own, the check is a floor under today's figures that catches regressions — named
-as such.
+docs/refinement.md, "Measured"): noisy prompts refined at 10% noise, goal 95% — 88.5% of all,
+94.96% of those with a typo other than a deleted word (a prompt that only lost a word mostly reads
+as fluent English, which the trigram model cannot tell from the original: 54 of the 91 noisy
+prompts the gate skips). For it, and for the typo classes reported on their own, the check is a
+floor under today's figures that catches regressions — named as such.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ CLEAN_SKIP_GOAL = 0.95
 NON_WORD_RESTORED_GOAL = 0.90
 REAL_WORD_RESTORED_GOAL = 0.50
 CHANGED_GOAL = 0.003
-# Not met (goal 0.95): a regression floor under today's figures (87.2%; 87.1% where the clean text is skipped).
-NOISY_REFINED_FLOOR = 0.86
+# Not met (goal 0.95): regression floors under today's figures (88.6%; 88.5% where the clean text is
+# skipped; 94.96% of those with a typo other than a deleted word).
+NOISY_REFINED_FLOOR = 0.875
+NOISY_TYPO_REFINED_FLOOR = 0.94
 # Typo classes (no goal of their own): floors under today's figures.
 CLASS_FLOORS = {  # class: (restored by the cleaner, refined by the gate)
-    "capitalised": (0.75, 0.82),
-    "real_word": (0.50, 0.48),
+    "capitalised": (0.78, 0.87),
+    "real_word": (0.51, 0.56),
     "non_word": (0.95, 0.98),
 }
 
@@ -56,6 +58,7 @@ def test_repo_set_meets_the_quality_targets(capsys: pytest.CaptureFixture[str]) 
 
     assert data["noise"]["0.1"]["refine_rate"] >= NOISY_REFINED_FLOOR
     assert data["noise"]["0.1"]["refine_rate_clean_skipped"] >= NOISY_REFINED_FLOOR
+    assert data["noise"]["0.1"]["refine_rate_typo_prompts"] >= NOISY_TYPO_REFINED_FLOOR
     assert data["restoration"]["real_word"]["rate"] >= REAL_WORD_RESTORED_GOAL
     for name, (restored, refined) in CLASS_FLOORS.items():
         figures = data["classes"][name]

@@ -75,6 +75,8 @@ async def test_calls_and_figures(vocab: object) -> None:
     assert noisy["n"] == 2 and noisy["no_eligible"] == 0 and noisy["typos"] == len(typos["p1"]) + len(typos["p2"])
     assert (noisy["refined"], noisy["refine_rate"]) == (2, 1.0)
     assert (noisy["clean_skipped"], noisy["refined_clean_skipped"], noisy["refine_rate_clean_skipped"]) == (1, 1, 1.0)
+    with_typo = [s for s in samples if s.rate and s.prompt.id == "p1" and any(t.kind != "word_deletion" for t in s.typos)]
+    assert (noisy["typo_prompts"], noisy["refined_typo_prompts"]) == (len(with_typo), len(with_typo))
 
     restoration = report["restoration"]
     assert restoration["all"] == {"n": noisy["typos"], "restored": len(typos["p1"]), "rate": len(typos["p1"]) / noisy["typos"]}

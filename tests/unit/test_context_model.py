@@ -108,9 +108,43 @@ def test_names_stay_names(text: str) -> None:
     assert not decide(text, LEXICON, CONFIG).refine
 
 
+@pytest.mark.parametrize(
+    ("text", "token"),
+    [("Summarise the plot of The Lord of the Rungs for me.", "Rungs→rings"),
+     ("Which river flows through the Grand Canon?", "Canon→canyon")],
+)  # fmt: skip
+def test_a_title_case_word_is_judged_by_its_context(text: str, token: str) -> None:
+    # a known word capitalised in a title, one edit from the word the title has (GATE_CONTEXT's title_gain)
+    assert decide(text, LEXICON, CONFIG).tokens == (token,)
+    assert not decide(text.replace(token.split("→")[0], token.split("→")[1].title()), LEXICON, CONFIG).refine
+
+
+def test_a_name_after_a_name_is_not_judged_as_a_title() -> None:
+    words = scan("Her name is Dr. Elena Fisher, and she leads the lab.").words
+    assert real_word_errors(words, LEXICON, title_gain=0.5) == []  # Fisher: after a rare capitalised word
+    assert not decide("Dr. Maria Fisher leads the lab and Prof. Anna Hale runs the clinic.", LEXICON, CONFIG).refine
+
+
+def test_slips_and_number_in_the_gate() -> None:
+    # a slip of the finger needs less gain than another edit: a doubled letter makes a rarer word
+    inn = "Explain the difference between a list and a tuple inn Python."
+    assert decide(inn, LEXICON, CONFIG).tokens == ("inn→in",)
+    assert not decide(inn.replace("inn", "in"), LEXICON, CONFIG).refine
+    # the same word in the other number is tried, at a higher bar
+    words = scan("Write an essays about climate change.").words
+    assert real_word_errors(words, LEXICON, number_margin=1.0) == [(2, "essay")]
+    assert real_word_errors(words, LEXICON) == []  # without a margin, the other number is not tried
+
+
+def test_rare_words_the_model_lacks_one_slip_from_a_common_word() -> None:
+    assert decide("Can you tell me wheres the nearest station?", LEXICON, CONFIG).tokens == ("wheres",)
+    assert not decide("Can you tell me where the nearest station is?", LEXICON, CONFIG).refine
+    assert not decide("Which data structure suits a pushy queue?", LEXICON, CONFIG).refine  # rare, but modelled
+
+
 def test_slips_of_known_words_and_names() -> None:
     assert slip_of_known("nikloa", LEXICON) == "nikola"
-    assert slip_of_known("millicnet", LEXICON) == "millicent"  # a name as rare as 2.7 (KNOWN_NAME_ZIPF 2.5)
+    assert slip_of_known("millicnet", LEXICON) == "millicent"  # a name as rare as 2.7 (KNOWN_NAME_ZIPF 2.0)
     assert decide("The letter was signed by Millicnet Fawcett in 1897.", LEXICON, CONFIG).tokens == ("Millicnet",)
     assert slip_of_known("koechlin", LEXICON) is None
     words = scan("Dev has three apples.").words
