@@ -36,6 +36,25 @@ def bucket_fields(name: str, model: str, prompt: int, completion: int, stages: i
     return {head + "r": 1, head + "p": prompt, head + "c": completion, head + "s": stages}
 
 
+class _Labels:
+    """One (key name, model)'s metric label tuples and usage-bucket fields, made once."""
+
+    __slots__ = ("name", "model", "prompt", "completion", "requests", "fields")
+
+    def __init__(self, name: str, model: str) -> None:
+        self.name, self.model = name, model
+        self.prompt = (name, model, "prompt", "target")
+        self.completion = (name, model, "completion", "target")
+        self.requests: dict[int, tuple[str, str, str]] = {}  # status → (name, model, status class)
+        self.fields = tuple(bucket_fields(name, model, 0, 0, 0))  # requests, prompt, completion, stages
+
+    def of_status(self, status: int) -> tuple[str, str, str]:
+        labels = self.requests.get(status)
+        if labels is None:
+            labels = self.requests[status] = (self.name, self.model, status_class(status))
+        return labels
+
+
 class Accountant:
     """Per runtime: where usage goes (``state``, ``metrics``, ``usage_log``)."""
 
@@ -47,6 +66,7 @@ class Accountant:
         self.pending: set[asyncio.Task[Any]] = set()
         self._buffer: dict[int, dict[str, int]] = {}  # minute → field → tokens, not yet in the shared state
         self._flush: asyncio.TimerHandle | None = None
+        self._labels: dict[tuple[str, str], _Labels] = {}  # bounded: key names x configured targets (+ "-")
 
     def label(self, model: str) -> str:
         """A bounded model label: a configured target's name, else ``-``."""
@@ -59,18 +79,22 @@ class Accountant:
         """Account one finished request (called once, after the last byte or the error)."""
         name = meter.tenant.name if meter.tenant is not None else ANONYMOUS
         model = self.label(meter.model)
+        labels = self._labels.get((name, model))
+        if labels is None:
+            labels = self._labels[(name, model)] = _Labels(name, model)
         prompt, completion = meter.usage
-        inc = self.metrics.tenant_tokens.inc
+        metrics = self.metrics
+        inc = metrics.tenant_tokens.inc
         if prompt:
-            inc((name, model, "prompt", "target"), prompt)
+            inc(labels.prompt, prompt)
         if completion:
-            inc((name, model, "completion", "target"), completion)
+            inc(labels.completion, completion)
         for stage, (p, c) in meter.stages.items():
             if p:
                 inc((name, model, "prompt", stage), p)
             if c:
                 inc((name, model, "completion", stage), c)
-        self.metrics.tenant_requests.inc((name, model, status_class(status)))
+        metrics.tenant_requests.inc(labels.of_status(status))
         stages = meter.stage_tokens
         used = prompt + completion + stages
         now = time.time()
@@ -78,9 +102,14 @@ class Accountant:
             task = asyncio.get_running_loop().create_task(self._settle(counters, used - meter.reserved))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
-        bucket = self._buffer.setdefault(int(now // 60), {})
-        for field, value in bucket_fields(name, model, prompt, completion, stages).items():
-            bucket[field] = bucket.get(field, 0) + value
+        bucket = self._buffer.get(minute := int(now // 60))
+        if bucket is None:
+            bucket = self._buffer[minute] = {}
+        requests, prompt_field, completion_field, stages_field = labels.fields  # bucket_fields' keys, made once
+        bucket[requests] = bucket.get(requests, 0) + 1
+        bucket[prompt_field] = bucket.get(prompt_field, 0) + prompt
+        bucket[completion_field] = bucket.get(completion_field, 0) + completion
+        bucket[stages_field] = bucket.get(stages_field, 0) + stages
         if self._flush is None:  # the usage buckets: one write per FLUSH_S, not per request
             self._flush = asyncio.get_running_loop().call_later(FLUSH_S, self._start_flush)
         if self.usage_log is not None:
