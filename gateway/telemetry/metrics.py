@@ -8,7 +8,7 @@ Labels are bounded: ``route`` is the matched route template, ``model`` a configu
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -271,6 +271,7 @@ class Metrics:
         r.register(self)  # type: ignore[arg-type]
         self.exposition = r  # what render() exposes: this registry, or the whole server's (workers)
         self._request_children: dict[tuple[str, str, int], tuple[tuple[str, str, str], list[float]]] = {}
+        self._stage_labels: dict[tuple[int, str], tuple[Sequence[Any], tuple[tuple[str, str], ...]]] = {}
 
     # -- collector ------------------------------------------------------------------------
     def describe(self) -> Iterator[Any]:
@@ -326,6 +327,20 @@ class Metrics:
     # -- refinement -----------------------------------------------------------------------
     def stage_outcome(self, stage: str, outcome: str) -> None:
         self.stage_outcomes.inc((stage, outcome))
+
+    def stage_outcomes_of(self, roles: Sequence[Any], outcome: str) -> None:
+        """``outcome`` for each of ``roles`` (the skip path: every stage ``skipped``): one
+        increment per stage, their label tuples made once per roles sequence (keyed by identity,
+        the refiner's default stages are one tuple; hashing an Enum runs Python code)."""
+        key = (id(roles), outcome)
+        cached = self._stage_labels.get(key)
+        if cached is None or cached[0] is not roles:
+            if len(self._stage_labels) >= 64:  # requested stage lists are new sequences each time
+                self._stage_labels.clear()
+            cached = self._stage_labels[key] = (roles, tuple((role._value_, outcome) for role in roles))  # _value_: Enum.value is a Python property
+        series = self.stage_outcomes.series
+        for labels in cached[1]:
+            series[labels] = series.get(labels, 0.0) + 1.0
 
     def stage_latency(self, stage: str, seconds: float) -> None:
         self.stage_duration.observe(self.stage_duration.child((stage,)), seconds)

@@ -64,7 +64,5 @@ def record_refinement(m: Metrics, outcome: RefinementOutcome, roles: Sequence[Ro
         for role, result in outcome.results.items():
             m.stage_latency(role.value, result.latency_ms / 1000.0)
     else:
-        kind = "skipped" if outcome.header.startswith("skipped") else "error"
-        for role in roles:
-            m.stage_outcome(role._value_, kind)  # _value_: Enum.value is a Python-level property
+        m.stage_outcomes_of(roles, "skipped" if outcome.header.startswith("skipped") else "error")
     m.refinement(refinement_result(outcome), outcome.elapsed_ms / 1000.0)
