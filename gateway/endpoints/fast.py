@@ -96,8 +96,22 @@ class _ResponseStarted:
         await self.send(message)
 
 
+_NAMES: dict[str, bytes] = {}  # header name → its lowercased bytes (a few dozen names in practice)
+_MAX_NAMES = 1024
+
+
+def _name(key: str) -> bytes:
+    name = _NAMES.get(key)
+    if name is None:
+        name = key.lower().encode("latin-1")
+        if len(_NAMES) < _MAX_NAMES:
+            _NAMES[key] = name
+    return name
+
+
 def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    names = _NAMES
+    return [(names.get(k) or _name(k), v.encode("latin-1")) for k, v in headers.items()]
 
 
 class _Stamped:
@@ -115,6 +129,19 @@ class _Stamped:
         await self.send(message)
 
 
+_MEDIA_TYPES: dict[str, bytes] = {}
+
+
+def _media_type(media_type: str) -> bytes:
+    """The content-type header value of ``media_type`` (Litestar's: text types get a charset)."""
+    value = _MEDIA_TYPES.get(media_type)
+    if value is None:
+        value = (f"{media_type}; charset=utf-8" if media_type.startswith("text/") else media_type).encode("latin-1")
+        if len(_MEDIA_TYPES) < _MAX_NAMES:
+            _MEDIA_TYPES[media_type] = value
+    return value
+
+
 async def _send_bytes(
     send: Any, status: int, headers: dict[str, str], body: bytes, media_type: str, extra: tuple[bytes, bytes] | None = None
 ) -> None:
@@ -122,16 +149,20 @@ async def _send_bytes(
     raw = _encode(headers)
     if extra is not None:
         raw.append(extra)
-    names = {name for name, _ in raw}
     if status in (204, 304) or status < 200:
         if body and body != b"null":
             raise RuntimeError("response content is not supported for a status code that does not allow content")
         body = b""
     else:
-        if _CONTENT_TYPE not in names:
-            ctype = f"{media_type}; charset=utf-8" if media_type.startswith("text/") else media_type
-            raw.append((_CONTENT_TYPE, ctype.encode("latin-1")))
-        if _CONTENT_LENGTH not in names:
+        has_type = has_length = False
+        for name, _ in raw:
+            if name == _CONTENT_TYPE:
+                has_type = True
+            elif name == _CONTENT_LENGTH:
+                has_length = True
+        if not has_type:
+            raw.append((_CONTENT_TYPE, _media_type(media_type)))
+        if not has_length:
             raw.append((_CONTENT_LENGTH, str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body, "more_body": False})
