@@ -22,19 +22,21 @@ class DisconnectWatch:
     cancellation is absorbed and :class:`ClientDisconnected` is raised instead.
     """
 
-    __slots__ = ("_receive", "_task", "_watcher", "_timer", "delay_s", "fired")
+    __slots__ = ("_receive", "_task", "_watcher", "_timer", "_loop", "delay_s", "fired")
 
     def __init__(self, receive: Receive, delay_s: float = 0.02) -> None:
         self._receive = receive
         self._task: asyncio.Task[Any] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.delay_s = delay_s
         self.fired = False
 
     def _start(self) -> None:
         self._timer = None
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        if self._loop is not None:  # set on entry, before the timer that calls this
+            self._watcher = self._loop.create_task(self._watch())
 
     async def _watch(self) -> None:
         while True:
@@ -46,8 +48,10 @@ class DisconnectWatch:
                 return
 
     async def __aenter__(self) -> DisconnectWatch:
-        self._task = asyncio.current_task()
-        self._timer = asyncio.get_running_loop().call_later(self.delay_s, self._start)
+        # one loop lookup (on Python 3.11 each asks the OS for the process id: a system call)
+        loop = self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task(loop)
+        self._timer = loop.call_later(self.delay_s, self._start)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
