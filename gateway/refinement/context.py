@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from gateway.refinement.keyboard import is_slip
 from gateway.refinement.lexicon import Lexicon
-from gateway.refinement.ngram import LOG10_PER_UNIT, OOV_LOG10, START, TrigramModel, trigram_model
+from gateway.refinement.ngram import LOG10_PER_UNIT, OOV_LOG10, START, UNKNOWN, TrigramModel, trigram_model
 from gateway.refinement.technical import TECHNICAL_WORDS
 from gateway.refinement.tokens import ABBREVIATIONS, Scan, Word
 
@@ -257,9 +257,10 @@ def real_word_errors(
         suspect.append(suspected)
         prev, prev2 = lower, prev
     scores = [prob(key) for key in keys]
-    scores = [s if s > oov else oov for s in scores]
+    lacked = [s <= UNKNOWN for s in scores]  # words the model lacks (not merely unlikely ones here)
+    scores = [oov if lack else s for s, lack in zip(scores, lacked)]  # a known word keeps its score, however low
     # a name the model lacks (Koechlin) says nothing of the words around it
-    neutral = [0.0 if s <= oov and not j else s for s, j in zip(scores, judge)]
+    neutral = [0.0 if lack and not j else s for s, lack, j in zip(scores, lacked, judge)]
     follows = [not w.after_break for w in words[1:]]
     follows.append(False)
 
@@ -301,10 +302,10 @@ def real_word_errors(
         prev, prev2 = context[i]
         nxt = lowers[i + 1] if follows[i] else None
         nxt2 = lowers[i + 2] if nxt is not None and follows[i + 1] else None
-        if nxt2 is not None and scores[i + 2] <= oov:  # a word the model lacks scores the same after any word
+        if nxt2 is not None and lacked[i + 2]:  # a word the model lacks scores the same after any word
             total -= scores[i + 2]
             nxt2 = None
-        if nxt is not None and scores[i + 1] <= oov:
+        if nxt is not None and lacked[i + 1]:
             total -= scores[i + 1] + (scores[i + 2] if nxt2 is not None else 0.0)
             nxt = nxt2 = None
         first = [lower] if prev is None else [lower, prev] if prev2 is None else [lower, prev, prev2]

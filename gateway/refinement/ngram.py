@@ -23,7 +23,10 @@ OOV_LOG10 = -7.0
 """log10 P of a word the model does not know (its rarest words score ≈ -6.6)."""
 START = "<s>"
 """The history of a sentence's first word."""
-_LOG_ZERO = -(2**28)  # what pocketsphinx answers for an unknown word (and below)
+UNKNOWN = -(2**28)
+"""What pocketsphinx's raw lookup answers for a word it does not know (and below): a known word
+in an unlikely place can score under :data:`OOV_LOG10`, never this low."""
+_LOG_ZERO = UNKNOWN
 
 
 class TrigramModel:

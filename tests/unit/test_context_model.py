@@ -136,6 +136,13 @@ def test_slips_and_number_in_the_gate() -> None:
     assert real_word_errors(words, LEXICON) == []  # without a margin, the other number is not tried
 
 
+def test_a_known_word_in_an_unlikely_place_is_not_taken_for_an_unknown_one() -> None:
+    # P(kazakhstan | capital if) is below OOV_LOG10, yet the model knows the word: it still counts
+    assert MODEL.logprob("kazakhstan", "if", "capital") < OOV_LOG10 < MODEL.logprob("kazakhstan")
+    assert decide("Name the largest city if Uzbekistan.", LEXICON, CONFIG).tokens == ("if→in",)
+    assert not decide("Name the largest city of Uzbekistan.", LEXICON, CONFIG).refine
+
+
 def test_rare_words_the_model_lacks_one_slip_from_a_common_word() -> None:
     assert decide("Can you tell me wheres the nearest station?", LEXICON, CONFIG).tokens == ("wheres",)
     assert not decide("Can you tell me where the nearest station is?", LEXICON, CONFIG).refine
