@@ -136,13 +136,7 @@ def _unmodelled_slip(lower: str, own: float, lexicon: Lexicon, model: TrigramMod
     """Whether a rare word the language model lacks is one keyboard slip from a far more common word."""
     if lower in TECHNICAL_WORDS or model.knows(lower):
         return False
-    floor = max(UNMODELLED_SLIP_ZIPF, own + UNMODELLED_GAP)
-    for candidate in lexicon.neighbours(lower):
-        if lexicon.table.zipf(candidate) < floor:
-            break
-        if is_slip(lower, candidate):
-            return True
-    return False
+    return _slip_of_common(lower, lexicon, max(UNMODELLED_SLIP_ZIPF, own + UNMODELLED_GAP))
 
 
 def unknown_words(words: tuple[Word, ...], lexicon: Lexicon, model: TrigramModel | None = None) -> list[Word]:
@@ -219,7 +213,7 @@ def _starts_as_common(lower: str, words: tuple[Word, ...], i: int, lexicon: Lexi
             break
         if is_slip(lower, candidate) and reads_as_word(candidate, words, i):
             return True
-    known = slip_of_known(lower, lexicon)  # a rarer word (zipf 2.5–3.5) or a known name
+    known = slip_of_known(lower, lexicon)  # a rarer word (zipf 2.0–3.5) or a known name
     return known is not None and reads_as_word(known, words, i)
 
 
