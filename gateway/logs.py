@@ -62,9 +62,11 @@ _HANDLERS: weakref.WeakSet[JsonLineHandler] = weakref.WeakSet()
 
 
 class JsonLineHandler(logging.Handler):
-    """Writes JSON lines to a binary stream, in batches: a line reaches the stream within
-    ``flush_interval_s`` (a timer on the running event loop; at once without one), at once on
-    WARNING+, when :data:`MAX_PENDING_BYTES` are held, and on flush, close and fork.
+    """Writes JSON lines to a binary stream. Log records (``emit``: events an operator or a test
+    waits for, such as a worker registering) are written at once, after the lines held before
+    them; the access log's lines (``write_line`` / ``write_entry``, one per request) are written in
+    batches: within ``flush_interval_s`` (a timer on the running event loop; at once without one),
+    at once on WARNING+, when :data:`MAX_PENDING_BYTES` are held, and on flush, close and fork.
 
     The handler holds the lines itself rather than relying on the stream's buffer: with
     ``PYTHONUNBUFFERED`` set (as containers and the Ansible role set it) ``sys.stdout.buffer`` is
@@ -87,19 +89,19 @@ class JsonLineHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._add(self.formatter_json.encode(record) + b"\n", record.levelno >= logging.WARNING)
+            self._add(self.formatter_json.encode(record) + b"\n", True)
         except Exception:  # never let logging break a request
             self.handleError(record)
 
     def write_entry(self, entry: dict[str, Any], level: int = logging.INFO) -> None:
-        """Write a ready-made entry (``ts`` added here) as one line, batched like :meth:`emit`."""
+        """Write a ready-made entry (``ts`` added here) as one line: batched, at once on WARNING+."""
         try:
             self._add(_encoder.encode({"ts": self.formatter_json._timestamp(time.time()), **entry}) + b"\n", level >= logging.WARNING)
         except Exception:  # never let logging break a request
             pass
 
     def write_line(self, line: bytes) -> None:
-        """Write one ready-made INFO line (ending with a newline), batched like :meth:`emit`."""
+        """Write one ready-made INFO line (ending with a newline), batched."""
         try:
             self._add(line, False)
         except Exception:  # never let logging break a request

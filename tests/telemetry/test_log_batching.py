@@ -45,7 +45,7 @@ def test_lines_are_batched_and_flushed_by_the_timer() -> None:
     assert all(e["ts"].endswith("Z") for e in lines)
 
 
-def test_a_warning_writes_at_once_with_what_was_held() -> None:
+def test_a_log_record_writes_at_once_with_what_was_held() -> None:
     raw = RawCounter()
     handler = JsonLineHandler(raw, flush_interval_s=60)
     logger = logging.getLogger("test.batching")
@@ -55,16 +55,18 @@ def test_a_warning_writes_at_once_with_what_was_held() -> None:
 
     async def main() -> None:
         handler._last_flush = time.monotonic()
-        logger.info("first")
-        assert raw.writes == 0
-        logger.warning("second")
+        handler.write_entry({"level": "info", "logger": "t", "msg": "access"})
+        assert raw.writes == 0  # an access line is held
+        logger.info("worker w1 registered")  # an event: out at once, after what was held
         assert raw.writes == 1
+        handler.write_entry({"level": "warning", "logger": "t", "msg": "slow"}, logging.WARNING)
+        assert raw.writes == 2  # an access line at WARNING+ is not held either
 
     try:
         asyncio.run(main())
     finally:
         logger.handlers[:] = []
-    assert [json.loads(line)["msg"] for line in raw.data.decode().splitlines()] == ["first", "second"]
+    assert [json.loads(line)["msg"] for line in raw.data.decode().splitlines()] == ["access", "worker w1 registered", "slow"]
 
 
 def test_without_an_event_loop_a_line_is_written_at_once() -> None:
