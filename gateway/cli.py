@@ -36,7 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.serving import heap
     from gateway.serving.worker import preload
 
-    preload(args.config)  # read-only resources frozen before the app: a reload then frees a runtime cheaply
+    preload(args.config, config)  # read-only resources frozen before the app: a reload then frees a runtime cheaply
     heap.freeze_preloaded()
     app = create_app(config, source=source, config_path=args.config, reload_on_sighup=True)
     _serve(app, host, port, server.shutdown_grace_s, config.telemetry.log_level, server.drain_delay_s)

@@ -78,16 +78,6 @@ def histories(words: Sequence[Word]) -> list[History]:
     return out
 
 
-def judged(word: Word) -> bool:
-    """Words the context check judges: plain lower-case words, and capitalised ones only at a sentence
-    start; never technical vocabulary (``rebase`` is not a typo of ``debase``)."""
-    lower = word.lower
-    return (
-        lower.isascii() and lower.isalpha() and (word.sentence_start or not word.text[0].isupper())
-        and lower not in TECHNICAL_WORDS
-    )
-
-
 def variant(a: str, b: str) -> bool:
     """Whether ``a`` and ``b`` are UK and US spellings of one word (``colours``/``colors``)."""
     for x, y in _VARIANTS:
@@ -164,8 +154,8 @@ _FLAGS_SIZE = 50_000
 
 
 def _flags(lower: str, lexicon: Lexicon, model: TrigramModel) -> tuple[bool, bool, bool]:
-    """Whether a lower-case word may be judged (plain ASCII letters, not technical vocabulary; see
-    :func:`judged`), whether the lexicon knows it, and whether it is a suspect: its likeliest
+    """Whether a lower-case word may be judged (plain ASCII letters, not technical vocabulary),
+    whether the lexicon knows it, and whether it is a suspect: its likeliest
     alternative is :data:`SUSPECT_GAP` more frequent (memoised per process)."""
     found = _FLAGS.get(lower)
     if found is None:
@@ -223,7 +213,7 @@ def real_word_errors(
     context: list[History] = []
     keys: list[list[str]] = []  # what the model is asked for each word: [word, prev, prev2], shorter without history
     tried: list[bool] = []  # judged and known
-    judge: list[bool] = []  # judged (:func:`judged`)
+    judge: list[bool] = []  # judged: plain ASCII letters, not technical vocabulary, not capitalised inside a sentence
     suspect: list[bool] = []
     titled: list[bool] = []  # a known capitalised word inside a sentence, judged at ``title_gain``
     upper: list[bool] = []  # capitalised (a name may start a sentence: ``capital_slip_bonus``)

@@ -26,7 +26,6 @@ START = "<s>"
 UNKNOWN = -(2**28)
 """What pocketsphinx's raw lookup answers for a word it does not know (and below): a known word
 in an unlikely place can score under :data:`OOV_LOG10`, never this low."""
-_LOG_ZERO = UNKNOWN
 
 
 class TrigramModel:
@@ -47,11 +46,11 @@ class TrigramModel:
             raw = self.raw([word, prev])
         else:
             raw = self.raw([word, prev, prev2])
-        return OOV_LOG10 if raw <= _LOG_ZERO else raw * LOG10_PER_UNIT
+        return OOV_LOG10 if raw <= UNKNOWN else raw * LOG10_PER_UNIT
 
     def knows(self, word: str) -> bool:
         """Whether ``word`` (lower case) is in the model's vocabulary."""
-        return self.raw([word]) > _LOG_ZERO
+        return self.raw([word]) > UNKNOWN
 
 
 def model_path() -> str:

@@ -117,7 +117,7 @@ def run(config_path: str, host: str, port: int, early: list[int] | None = None) 
         return 2
     setup_logging(config.telemetry.log_level)
     if not heap.preloaded():  # a spawned worker: preload here (a forked one inherited the supervisor's)
-        preload(config_path)
+        preload(config_path, config)
         heap.freeze_preloaded()
     parent = os.getppid()
     app = create_app(
@@ -144,19 +144,20 @@ def run(config_path: str, host: str, port: int, early: list[int] | None = None) 
     return 0
 
 
-def preload(config_path: str) -> None:
+def preload(config_path: str, config: Any = None) -> None:
     """In the supervisor, before forking: import what a worker imports and load the resources its
     runtime loads at start and never writes (the lexicon; the trigram model when the skip gate's
     context check will run; the built-in cleaner's speller when it is on), so that every worker
     shares them. Creates no thread, event loop or
-    socket. Anything that fails here is only logged: each worker then loads it itself."""
-    try:
-        from gateway.config.source import load_source
+    socket. Anything that fails here is only logged: each worker then loads it itself. ``config``:
+    the file already read (a process serving it itself), else it is read here."""
+    if config is None:
+        try:
+            from gateway.config.source import load_source
 
-        config, _ = load_source(config_path)
-    except Exception as exc:  # noqa: BLE001 - the worker reports it as a config error
-        log.warning("preload: %s not read (%s)", config_path, exc)
-        config = None
+            config, _ = load_source(config_path)
+        except Exception as exc:  # noqa: BLE001 - the worker reports it as a config error
+            log.warning("preload: %s not read (%s)", config_path, exc)
     try:
         optional = _optional_modules(config)
     except Exception as exc:  # noqa: BLE001 - the worker reports a real problem itself
