@@ -25,6 +25,7 @@ from tests.support.gateway_proc import GatewayProcess, routes
 
 STAGE_TIMEOUT_S = 0.6  # cleaner and describer
 DEADLINE_S = 1.2  # overall; the paraphraser's own timeout (3 s) is longer, so the deadline cuts it
+TIMER_SLACK_MS = 2.0  # uvloop's timers: libuv's millisecond loop clock, cached per loop turn, may fire that much early
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +168,7 @@ def test_a_stage_over_its_timeout_is_dropped(client: openai.OpenAI, fake: FakeOp
     assert mpr["stages"]["cleaner"]["error"] == "timeout"
     assert raw.headers["x-mpr-refinement"] == "describer,paraphraser"
     refine_ms = float(raw.headers["x-mpr-refine-ms"])
-    assert STAGE_TIMEOUT_S * 1000 <= refine_ms < DEADLINE_S * 1000, refine_ms
+    assert STAGE_TIMEOUT_S * 1000 - TIMER_SLACK_MS <= refine_ms < DEADLINE_S * 1000, refine_ms
     assert forwarded_prompt(fake) == PARAPHRASED
     wait_until(lambda: "cleaner" in fake.cancelled, timeout=3)
 
@@ -181,7 +182,8 @@ def test_the_overall_deadline_cuts_a_slow_stage(client: openai.OpenAI, fake: Fak
     assert mpr["stages"]["paraphraser"]["error"] == "deadline"
     assert raw.headers["x-mpr-refinement"] == "cleaner,describer"
     refine_ms = float(raw.headers["x-mpr-refine-ms"])
-    assert DEADLINE_S * 1000 <= refine_ms < DEADLINE_S * 1000 + 600, refine_ms
+    # the deadline can fire a little before it by perf_counter (a fresh-clone run measured 1199.9)
+    assert DEADLINE_S * 1000 - TIMER_SLACK_MS <= refine_ms < DEADLINE_S * 1000 + 600, refine_ms
     assert forwarded_prompt(fake) == CLEANED
     # the cut stage's upstream call is cancelled, not left running
     wait_until(lambda: "paraphraser" in fake.cancelled, timeout=3)
