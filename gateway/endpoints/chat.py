@@ -18,7 +18,7 @@ from litestar.response import Stream
 from gateway.config.models import TargetConfig
 from gateway.endpoints.common import decode_object, serve_litestar
 from gateway.endpoints.proxied import upstream_body
-from gateway.endpoints.refinement_run import OFF, PromptRefinement, RefinementRun, mpr_headers
+from gateway.endpoints.refinement_run import OFF, PromptRefinement, RefinementRun, earlier_turns, mpr_headers
 from gateway.endpoints import relay
 from gateway.endpoints.relay import Reply, exchange, respond
 from gateway.endpoints.routing_keys import chat_affinity
@@ -129,7 +129,11 @@ class ChatCompletions:
         if not self.refinement.wanted(controls, config):
             return OFF
         slots, new = user_turns(messages)
-        run, shown = await self.refinement.converse([slot.text for slot in slots], new, model, controls, config)
+        texts = [slot.text for slot in slots]
+        begun = self.refinement.begin_turn(texts, new, model, controls, config)
+        if isinstance(begun, RefinementRun) and not earlier_turns(texts, new):
+            return begun  # settled (a skipped prompt): nothing to recall or present, no await
+        run, shown = await self.refinement.converse(texts, new, model, controls, config, begun)
         presented = [(slot, p) for slot, p in zip(slots, shown) if p is not None]
         if presented:
             placement = self.runtime.config.refinement.describer.placement

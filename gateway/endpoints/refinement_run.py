@@ -16,6 +16,7 @@ from gateway.config.models import RefinementMode, TargetConfig
 from gateway.endpoints.shadow import ShadowRefinement
 from gateway.refinement.controls import RefineControls, resolve_mode
 from gateway.refinement.history import Presentation, turn_keys
+from gateway.refinement.pipeline import Gated, Refiner
 from gateway.refinement.results import RefinementOutcome
 from gateway.refinement.shadow import refinement_header, shadow_result
 from gateway.runtime import Runtime
@@ -31,9 +32,13 @@ _OFF_HEADERS = mpr_headers("off", 0.0)
 HISTORY_HEADER = "x-mpr-history"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RefinementRun:
-    """This request's refinement: ``mode`` None = off; ``outcome`` None = a shadow run still pending."""
+    """This request's refinement: ``mode`` None = off; ``outcome`` None = a shadow run still pending.
+
+    A value, never changed once made (:data:`OFF` is shared); not ``frozen``, as
+    :class:`~gateway.refinement.results.RefinementOutcome` is not: one is made per request.
+    """
 
     mode: RefinementMode | None = None
     outcome: RefinementOutcome | None = None
@@ -64,6 +69,24 @@ class RefinementRun:
 OFF = RefinementRun()
 
 
+def earlier_turns(texts: Sequence[str], new: bool) -> int:
+    """How many of a conversation's user turns ``texts`` came before the one refined (``new``:
+    the last is a new turn; else every one is earlier)."""
+    return len(texts) - 1 if new else len(texts)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRefinement:
+    """A prompt :meth:`PromptRefinement.begin` left for the stages (apply mode): its refiner,
+    text, model, the key's controls and the gate's verdict."""
+
+    refiner: Refiner
+    text: str
+    model: str
+    controls: RefineControls
+    gated: Gated
+
+
 class PromptRefinement:
     """Refines one prompt text per request, bound to a :class:`Runtime`."""
 
@@ -77,17 +100,18 @@ class PromptRefinement:
         wants = controls.refine if controls.refine is not None else config.refine
         return bool(wants) and self.runtime.refiner is not None
 
-    async def start(
+    def begin(
         self,
         text: str | None,
         model: str,
         controls: RefineControls,
         config: TargetConfig,
         skip_reason: str = "no_text",
-    ) -> RefinementRun:
-        """Apply mode: the finished outcome. Shadow mode: a refinement started beside the target
-        call. Off (controls, target, no refiner): :data:`OFF`. ``text`` None: skipped with
-        ``skip_reason``."""
+    ) -> RefinementRun | PendingRefinement:
+        """:meth:`start` up to its first await: the run where nothing needs awaiting — off
+        (controls, target, no refiner): :data:`OFF`; ``text`` None: skipped with
+        ``skip_reason``; shadow mode: a refinement started beside the target call; apply mode: a
+        prompt the gate skips — else the prompt the stages must refine (:meth:`finish`)."""
         controls = keyed_controls(controls)  # the key's refinement policy (gateway.tenants.policy)
         wants = controls.refine if controls.refine is not None else config.refine
         refiner = self.runtime.refiner
@@ -104,9 +128,51 @@ class PromptRefinement:
         if mode == "shadow":
             record = functools.partial(self._record_shadow, model)
             return RefinementRun(mode, None, ShadowRefinement(refiner, text, controls, record, self.runtime.background))
-        outcome = await refiner.refine(text, controls.stages, use_gate=controls.skip_gate, cache=controls.cache)
-        self._audit(outcome, model, mode)
-        return RefinementRun(mode, outcome)
+        settled = refiner.settle(text, controls.stages, use_gate=controls.skip_gate)
+        if isinstance(settled, Gated):
+            return PendingRefinement(refiner, text, model, controls, settled)
+        self._audit(settled, model, mode)
+        return RefinementRun(mode, settled)
+
+    async def finish(self, pending: PendingRefinement) -> RefinementRun:
+        """Apply mode: run the stages on a prompt :meth:`begin` sent on (the same refiner: a
+        reload meanwhile does not split one request across two)."""
+        controls = pending.controls
+        outcome = await pending.refiner.refine(
+            pending.text, controls.stages, use_gate=controls.skip_gate, cache=controls.cache, gated=pending.gated
+        )
+        self._audit(outcome, pending.model, "apply")
+        return RefinementRun("apply", outcome)
+
+    async def start(
+        self,
+        text: str | None,
+        model: str,
+        controls: RefineControls,
+        config: TargetConfig,
+        skip_reason: str = "no_text",
+    ) -> RefinementRun:
+        """Apply mode: the finished outcome. Shadow mode: a refinement started beside the target
+        call. Off (controls, target, no refiner): :data:`OFF`. ``text`` None: skipped with
+        ``skip_reason``."""
+        begun = self.begin(text, model, controls, config, skip_reason)
+        return begun if isinstance(begun, RefinementRun) else await self.finish(begun)
+
+    def begin_turn(
+        self,
+        texts: Sequence[str],
+        new: bool,
+        model: str,
+        controls: RefineControls,
+        config: TargetConfig,
+    ) -> RefinementRun | PendingRefinement:
+        """:meth:`begin` for a conversation's user turns ``texts`` (``new``: the last is a new
+        turn, the only one refined). A settled run of a conversation with no earlier user turn
+        (:func:`earlier_turns`) is final: nothing to recall or present. Else pass the result to
+        :meth:`converse`."""
+        text = texts[-1] if new and texts[-1].strip() else None
+        reason = "no_text" if new or not texts else "no_new_turn"
+        return self.begin(text, model, controls, config, reason)
 
     async def converse(
         self,
@@ -115,19 +181,21 @@ class PromptRefinement:
         model: str,
         controls: RefineControls,
         config: TargetConfig,
+        begun: RefinementRun | PendingRefinement | None = None,
     ) -> tuple[RefinementRun, list[Presentation | None]]:
         """A conversation's refinement: ``texts`` are its user turns in order, ``new`` whether the
         last one is a new turn (the conversation ends with it). Only that turn is refined; each
         earlier one gets the presentation remembered for it (``history: refined``) or goes as
         sent (``raw``, or nothing remembered). Returns the run and one presentation per turn
-        (None: as the client sent it). Shadow and off change nothing."""
-        text = texts[-1] if new and texts[-1].strip() else None
-        reason = "no_text" if new or not texts else "no_new_turn"
-        run = await self.start(text, model, controls, config, reason)
+        (None: as the client sent it). Shadow and off change nothing. ``begun``: what
+        :meth:`begin_turn` returned for these arguments (it is not begun twice)."""
+        if begun is None:
+            begun = self.begin_turn(texts, new, model, controls, config)
+        run = begun if isinstance(begun, RefinementRun) else await self.finish(begun)
         shown: list[Presentation | None] = [None] * len(texts)
         if run.mode != "apply":
             return run, shown
-        earlier = len(texts) - 1 if new else len(texts)
+        earlier = earlier_turns(texts, new)
         settings = self.runtime.config.refinement.conversations
         policy = config.conversation_history or settings.history
         store = self.runtime.turns

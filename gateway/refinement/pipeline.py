@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from dataclasses import dataclass
 import logging
 import time
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from gateway.refinement.verdicts import GateMemo
 from gateway.telemetry import Telemetry, default_telemetry
 from gateway.tenants.meter import current_partition, keyed_refinement
 
-__all__ = ["Refiner", "RefinementOutcome", "header_value"]
+__all__ = ["Gated", "Refiner", "RefinementOutcome", "header_value"]
 
 log = logging.getLogger("gateway.refinement")
 
@@ -39,6 +40,15 @@ def header_value(merged: MergeResult) -> str:
     if failed:
         value += f";failed={','.join(v.role.value for v in failed)}"
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class Gated:
+    """A prompt :meth:`Refiner.settle` sent on to the stages: the gate's verdict (None: not
+    consulted) and when its refinement started (``time.perf_counter()``)."""
+
+    gate: GateDecision | None
+    started: float
 
 
 class Refiner:
@@ -77,6 +87,27 @@ class Refiner:
         backends = self.backends
         return tuple([r for r in requested if r in backends])
 
+    def settle(
+        self, text: str, requested: tuple[Role, ...] | None = None, *, use_gate: bool = True, mode: str = "apply"
+    ) -> RefinementOutcome | Gated:
+        """The gate first (tens of microseconds, or a memo lookup: a skip never pays a cache
+        lookup, a Redis round trip or an await). The outcome, recorded as any refinement, when
+        no stage has to run (the gate skips ``text``, or none of ``requested`` is configured);
+        else :class:`Gated`, for :meth:`refine`."""
+        started = time.perf_counter()
+        gate: GateDecision | None = None
+        if use_gate or len(text) > self.config.skip_gate.max_prompt_chars or not text.strip():
+            partition = current_partition()
+            gate = self.verdicts.get(partition, text)
+            if gate is None:
+                gate = decide(text, self.vocabulary, self.config.skip_gate)
+                self.verdicts.put(partition, text, gate)
+            if not gate.refine:
+                return self._settled(self._unchanged(text, f"skipped;reason={gate.reason}", started, gate), requested, mode, started)
+        if not self.stages_for(requested):
+            return self._settled(self._unchanged(text, "skipped;reason=no_stages", started, gate), requested, mode, started)
+        return Gated(gate, started)
+
     async def refine(
         self,
         text: str,
@@ -86,42 +117,45 @@ class Refiner:
         headers: dict[str, str] | None = None,
         mode: str = "apply",
         cache: bool = True,
+        gated: Gated | None = None,
     ) -> RefinementOutcome:
         """Refine ``text``; never raises for stage trouble (falls back to the original).
 
         ``mode`` (``apply``/``shadow``) only labels the metrics and the span; ``cache`` False
-        bypasses the refinement cache (``x-mpr-cache: off``).
+        bypasses the refinement cache (``x-mpr-cache: off``); ``gated``: what :meth:`settle`
+        (called with the same arguments) returned, so the gate is not consulted twice.
         """
-        with self.telemetry.refinement() as observed:  # `refine` span (tracing on) + metrics
-            outcome = await self._cached(text, requested, use_gate=use_gate, headers=headers, use_cache=cache)
+        if gated is None:
+            settled = self.settle(text, requested, use_gate=use_gate, mode=mode)
+            if isinstance(settled, RefinementOutcome):
+                return settled
+            gated = settled
+        roles = self.stages_for(requested)
+        with self.telemetry.refinement(gated.started) as observed:  # `refine` span (tracing on) + metrics
+            outcome = await self._cached(text, roles, gated, use_gate=use_gate, headers=headers, use_cache=cache)
+            observed.done(outcome, roles, mode)
+        return outcome
+
+    def _settled(
+        self, outcome: RefinementOutcome, requested: tuple[Role, ...] | None, mode: str, started: float
+    ) -> RefinementOutcome:
+        """A refinement settled without a stage, observed as :meth:`refine` observes one (span, metrics)."""
+        with self.telemetry.refinement(started) as observed:
             observed.done(outcome, self.stages_for(requested), mode)
         return outcome
 
     async def _cached(
         self,
         text: str,
-        requested: tuple[Role, ...] | None,
+        roles: tuple[Role, ...],
+        gated: Gated,
         *,
         use_gate: bool,
         headers: dict[str, str] | None,
         use_cache: bool,
     ) -> RefinementOutcome:
-        """The gate first (tens of microseconds: a skip never pays a cache lookup or a Redis round
-        trip), then the cached outcome of the stages (a hit), else a fresh run, stored when settled."""
-        started = time.perf_counter()
-        gate: GateDecision | None = None
-        partition = ""
-        if use_gate or len(text) > self.config.skip_gate.max_prompt_chars or not text.strip():
-            partition = current_partition()
-            gate = self.verdicts.get(partition, text)
-            if gate is None:
-                gate = decide(text, self.vocabulary, self.config.skip_gate)
-                self.verdicts.put(partition, text, gate)
-            if not gate.refine:
-                return self._unchanged(text, f"skipped;reason={gate.reason}", started, gate)
-        roles = self.stages_for(requested)
-        if not roles:
-            return self._unchanged(text, "skipped;reason=no_stages", started, gate)
+        """The cached outcome of the stages (a hit), else a fresh run, stored when settled."""
+        gate, started = gated.gate, gated.started
         store = self.cache
         if store is None or not use_cache or keyed_refinement(self.config) is not self.config:  # a key's tighter bounds: not cached
             if store is not None:
@@ -130,7 +164,7 @@ class Refiner:
         fingerprints = self._fingerprints
         if self._canaries:  # a rollback or promotion changes which version answers a prompt
             fingerprints = {role: stage_fingerprint(backend) for role, backend in self.backends.items()}
-        key = cache_key(text, roles, use_gate, fingerprints, self._settings, partition or current_partition())  # per tenant
+        key = cache_key(text, roles, use_gate, fingerprints, self._settings, current_partition())  # per tenant
         hit = await store.lookup(key, text, started)
         if hit is not None:
             return hit

@@ -108,11 +108,12 @@ class Telemetry:
         self._stage_static.clear()
 
     # -- refinement -----------------------------------------------------------------------
-    def refinement(self) -> MetricsOnlyRefinement | RefineTrace:
-        """Context manager around one refinement; call ``.done(outcome, roles, mode)`` inside it."""
+    def refinement(self, started: float | None = None) -> MetricsOnlyRefinement | RefineTrace:
+        """Context manager around one refinement; call ``.done(outcome, roles, mode)`` inside it.
+        ``started`` (a ``time.perf_counter()`` reading): when the refinement began, if before now."""
         if self.tracer is None:
             return self._metrics_only
-        return RefineTrace(self)
+        return RefineTrace(self, started)
 
     def merge_span(self) -> NullContext | MergeSpan:
         if self.tracer is None:

@@ -271,7 +271,7 @@ class Metrics:
         r.register(self)  # type: ignore[arg-type]
         self.exposition = r  # what render() exposes: this registry, or the whole server's (workers)
         self._request_children: dict[tuple[str, str, int], tuple[tuple[str, str, str], list[float]]] = {}
-        self._stage_labels: dict[tuple[int, str], tuple[Sequence[Any], tuple[tuple[str, str], ...]]] = {}
+        self._unstaged: dict[tuple[Any, int, bool], tuple[Sequence[Any], tuple[tuple[dict[Any, float], tuple[str, str]], ...], list[float]]] = {}
 
     # -- collector ------------------------------------------------------------------------
     def describe(self) -> Iterator[Any]:
@@ -328,19 +328,27 @@ class Metrics:
     def stage_outcome(self, stage: str, outcome: str) -> None:
         self.stage_outcomes.inc((stage, outcome))
 
-    def stage_outcomes_of(self, roles: Sequence[Any], outcome: str) -> None:
-        """``outcome`` for each of ``roles`` (the skip path: every stage ``skipped``): one
-        increment per stage, their label tuples made once per roles sequence (keyed by identity,
-        the refiner's default stages are one tuple; hashing an Enum runs Python code)."""
-        key = (id(roles), outcome)
-        cached = self._stage_labels.get(key)
+    def unstaged(self, gate: tuple[bool, str] | None, roles: Sequence[Any], skipped: bool, seconds: float) -> None:
+        """A refinement that ran no stage (the skip path: every stage ``skipped``; or one that
+        failed before its stages: ``error``): the gate's decision (``(refine, reason)``, None: not
+        consulted), one stage outcome per role, and the duration as ``skipped`` or ``fallback``.
+        The label tuples and histogram series are looked up once per (decision, roles sequence)
+        — keyed by identity: the refiner's default stages are one tuple, and hashing an Enum
+        runs Python code — so a skip costs a few dictionary updates."""
+        key = (gate, id(roles), skipped)
+        cached = self._unstaged.get(key)
         if cached is None or cached[0] is not roles:
-            if len(self._stage_labels) >= 64:  # requested stage lists are new sequences each time
-                self._stage_labels.clear()
-            cached = self._stage_labels[key] = (roles, tuple((role._value_, outcome) for role in roles))  # _value_: Enum.value is a Python property
-        series = self.stage_outcomes.series
-        for labels in cached[1]:
+            if len(self._unstaged) >= 64:  # requested stage lists are new sequences each time
+                self._unstaged.clear()
+            outcome = "skipped" if skipped else "error"
+            counts = [(self.stage_outcomes.series, (role._value_, outcome)) for role in roles]  # _value_: Enum.value is a Python property
+            if gate is not None:
+                counts.append((self.gate_decisions.series, ("refine" if gate[0] else "skip", gate[1])))
+            duration = self.refinement_duration.child(("skipped" if skipped else "fallback",))
+            cached = self._unstaged[key] = (roles, tuple(counts), duration)
+        for series, labels in cached[1]:
             series[labels] = series.get(labels, 0.0) + 1.0
+        self.refinement_duration.observe(cached[2], seconds)
 
     def stage_latency(self, stage: str, seconds: float) -> None:
         self.stage_duration.observe(self.stage_duration.child((stage,)), seconds)

@@ -83,6 +83,9 @@ class RecentOutcome:
         }
 
 
+_NO_VERDICTS: dict[str, str] = {}
+"""The stage verdicts of a refinement that ran no stage (read only)."""
+
 # The entry this request recorded, for :meth:`RecentRefinements.settle` (the telemetry middleware
 # opens a fresh slot per request; a refinement in the request's task fills it).
 PENDING: ContextVar[list[RecentOutcome] | None] = ContextVar("mpr_recent_pending", default=None)
@@ -119,7 +122,7 @@ class RecentRefinements:
 
     def record(self, outcome: RefinementOutcome, model: str, mode: str, header: str) -> None:
         """A finished refinement; a cache hit ran no stage, so it adds no verdicts."""
-        verdicts: dict[str, str] = {}
+        verdicts = _NO_VERDICTS  # shared, never changed: a skip (most traffic) allocates no dict
         if outcome.merged is not None and outcome.cache != "hit":
             verdicts = {role.value: verdict_kind(v) for role, v in outcome.merged.verdicts.items()}
         entry = RecentOutcome(self.clock(), model, mode, header, outcome_result(outcome), outcome.elapsed_ms, outcome.cache, verdicts)

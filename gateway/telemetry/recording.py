@@ -50,19 +50,20 @@ def record_refinement(m: Metrics, outcome: RefinementOutcome, roles: Sequence[Ro
         m.refinement(refinement_result(outcome), outcome.elapsed_ms / 1000.0)
         return
     gate = outcome.gate
+    merged = outcome.merged
+    if merged is None:  # no stage ran: skipped, or failed before the stages
+        decision = None if gate is None else (gate.refine, gate.reason)
+        m.unstaged(decision, roles, outcome.header.startswith("skipped"), outcome.elapsed_ms / 1000.0)
+        return
     if gate is not None:
         m.gate_decision(gate.refine, gate.reason)
-    merged = outcome.merged
-    if merged is not None:
-        for role, verdict in merged.verdicts.items():
-            m.stage_outcome(role.value, stage_outcome(verdict))
-            if verdict.drift is not None:
-                m.stage_drift_value(role.value, mode, verdict.drift)
-        described = merged.verdicts.get(Role.DESCRIBER)
-        if described is not None:
-            m.description_outcome(description_outcome(described), mode)
-        for role, result in outcome.results.items():
-            m.stage_latency(role.value, result.latency_ms / 1000.0)
-    else:
-        m.stage_outcomes_of(roles, "skipped" if outcome.header.startswith("skipped") else "error")
+    for role, verdict in merged.verdicts.items():
+        m.stage_outcome(role.value, stage_outcome(verdict))
+        if verdict.drift is not None:
+            m.stage_drift_value(role.value, mode, verdict.drift)
+    described = merged.verdicts.get(Role.DESCRIBER)
+    if described is not None:
+        m.description_outcome(description_outcome(described), mode)
+    for role, result in outcome.results.items():
+        m.stage_latency(role.value, result.latency_ms / 1000.0)
     m.refinement(refinement_result(outcome), outcome.elapsed_ms / 1000.0)

@@ -72,10 +72,11 @@ class MetricsOnlyRefinement:
 class RefineTrace:
     """One refinement's ``refine`` span plus the stage/merge spans waiting for the verdicts."""
 
-    __slots__ = ("_telemetry", "span", "_ctx_token", "_var_token", "stages", "merge", "_done")
+    __slots__ = ("_telemetry", "_started", "span", "_ctx_token", "_var_token", "stages", "merge", "_done")
 
-    def __init__(self, telemetry: Telemetry) -> None:
+    def __init__(self, telemetry: Telemetry, started: float | None = None) -> None:
         self._telemetry = telemetry
+        self._started = started  # perf_counter() when the refinement began (the gate ran before the span opened)
         self.stages: list[tuple[Role, trace.Span, int]] = []
         self.merge: tuple[trace.Span, int] | None = None
         self._done = False
@@ -83,7 +84,10 @@ class RefineTrace:
     def __enter__(self) -> RefineTrace:
         tracer = self._telemetry.tracer
         assert tracer is not None
-        self.span = tracer.start_span("refine", kind=SpanKind.INTERNAL)
+        start_time = None
+        if self._started is not None:  # the span covers the gate too
+            start_time = time.time_ns() - int((time.perf_counter() - self._started) * 1e9)
+        self.span = tracer.start_span("refine", kind=SpanKind.INTERNAL, start_time=start_time)
         self._ctx_token = otel_context.attach(trace.set_span_in_context(self.span))
         self._var_token = _REFINE.set(self)
         return self
