@@ -15,6 +15,8 @@ Decisions, in order (``reason`` is shown in ``x-mpr-refinement`` and counted in 
 * ``real_word``: a known word that the trigram model says is another word mistyped (``bigger tan
   the``, ``Hell me``), or a lone letter that is ``a`` mistyped (``Tell me s bio``;
   :mod:`gateway.refinement.context`);
+* ``agreement``: a noun in the number its determiner rules out (``a wavelengths of``, ``of 30
+  student,``), which the trigram model finds plausible either way (:mod:`gateway.refinement.agreement`);
 * ``doubled_word`` (``the the``) refines; otherwise ``clean`` skips.
 
 ``tokens`` lists what drove a refine decision (``/v1/refine`` shows them).
@@ -25,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.config.models import SkipGateConfig
+from gateway.refinement.agreement import agreement_errors
 from gateway.refinement.context import TITLE_GAIN, mistyped_letters, reads_as_word, real_word_errors
 from gateway.refinement.keyboard import QWERTY_NEIGHBOURS, is_slip
 from gateway.refinement.language import FUNCTION_WORDS, looks_non_english
@@ -126,6 +129,9 @@ def decide(text: str, lexicon: Lexicon, config: SkipGateConfig) -> GateDecision:
         suspects = [(words[i], c) for i, c in real_word_errors(words, lexicon, **GATE_CONTEXT)] + mistyped_letters(text, found)
         if suspects:
             return GateDecision(True, "real_word", (), tuple(f"{w.text}→{c}" for w, c in suspects))
+        disagreeing = agreement_errors(text, words, lexicon, trigram_model())
+        if disagreeing:
+            return GateDecision(True, "agreement", (), tuple(f"{words[i].text}→{c}" for i, c in disagreeing))
     doubled = doubled_word(words)
     if doubled is not None:
         return GateDecision(True, "doubled_word", (), (f"{doubled} {doubled}",))
