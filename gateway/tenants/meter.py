@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from gateway.config.models import RefinementConfig
 from gateway.refinement.controls import RefineControls
 from gateway.tenants.keyring import SHARED_PARTITION, Tenant
+from gateway.tenants.policy import narrow, tightened
 from gateway.tenants.usage import StreamUsage, Usage, body_usage
 
 _CURRENT: ContextVar[Meter | None] = ContextVar("mpr_meter", default=None)
@@ -104,8 +105,6 @@ def keyed_controls(controls: RefineControls) -> RefineControls:
         return controls
     if meter.controls is not None and meter.controls[0] is controls:
         return meter.controls[1]
-    from gateway.tenants.policy import narrow
-
     narrowed = narrow(controls, meter.tenant.policy)
     meter.controls = (controls, narrowed)
     return narrowed
@@ -119,8 +118,6 @@ def keyed_refinement(config: RefinementConfig) -> RefinementConfig:
         return config
     if meter.settings is not None and meter.settings[0] is config:
         return meter.settings[1]
-    from gateway.tenants.policy import tightened
-
     keyed = tightened(config, meter.tenant.policy)
     meter.settings = (config, keyed)
     return keyed

@@ -28,6 +28,8 @@ def narrow(controls: RefineControls, policy: KeyRefinementPolicy) -> RefineContr
     """The request's controls under the key's policy: the policy is a default the request may
     narrow, never widen — refinement off stays off, ``shadow`` stays shadow, stages are
     intersected with the allowed ones, and a request cannot switch capture back on."""
+    if policy.refine and policy.mode is None and policy.stages is None:
+        return controls  # the default policy (most keys): nothing to narrow
     refine = controls.refine
     if not policy.refine:
         refine = False
