@@ -221,7 +221,8 @@ class PromptRefinement:
         self._audit(outcome, model, "shadow")
 
     def _audit(self, outcome: RefinementOutcome, model: str, mode: RefinementMode) -> None:
-        self.runtime.telemetry.recent.record(outcome, model, mode, refinement_header(mode, outcome.header))  # /admin/status
-        audit = self.runtime.telemetry.audit
+        telemetry = self.runtime.telemetry
+        telemetry.recent.record(outcome, model, mode, outcome.header if mode == "apply" else refinement_header(mode, outcome.header))  # /admin/status
+        audit = telemetry.audit
         if audit is not None and policy_capture():  # the key's policy may keep its prompts out of the audit log
             audit.record(outcome, model=model, mode=mode, refinement=refinement_header(mode, outcome.header))

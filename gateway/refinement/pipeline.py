@@ -140,8 +140,7 @@ class Refiner:
         self, outcome: RefinementOutcome, requested: tuple[Role, ...] | None, mode: str, started: float
     ) -> RefinementOutcome:
         """A refinement settled without a stage, observed as :meth:`refine` observes one (span, metrics)."""
-        with self.telemetry.refinement(started) as observed:
-            observed.done(outcome, self.stages_for(requested), mode)
+        self.telemetry.settled(outcome, self._default_stages if requested is None else self.stages_for(requested), mode, started)
         return outcome
 
     async def _cached(

@@ -115,6 +115,15 @@ class Telemetry:
             return self._metrics_only
         return RefineTrace(self, started)
 
+    def settled(self, outcome: RefinementOutcome, roles: Sequence[Role], mode: str, started: float) -> None:
+        """A refinement settled without a stage (the skip path): its metrics, and with tracing its
+        ``refine`` span (from ``started``, a ``time.perf_counter()`` reading)."""
+        if self.tracer is None:
+            record_refinement(self.metrics, outcome, roles, mode)  # what the metrics-only observer does, minus the context manager
+            return
+        with RefineTrace(self, started) as observed:
+            observed.done(outcome, roles, mode)
+
     def merge_span(self) -> NullContext | MergeSpan:
         if self.tracer is None:
             return NULL
