@@ -114,6 +114,18 @@ def reads_as_word(candidate: str, words: Sequence[Word], i: int, model: TrigramM
     return window(candidate, words, i, model) + NAME_MARGIN > window(NAME_PROXY, words, i, model)
 
 
+def continues_as_word(candidate: str, words: Sequence[Word], i: int, model: TrigramModel | None = None) -> bool:
+    """Whether the words after the unknown capitalised ``words[i]`` read better after ``candidate``
+    than after a name (``Summsrize the following``: ``summarize the``, not ``John the``) — the
+    window without its first term, so that a word speech seldom puts there (an instruction verb
+    starting a prompt) is not held against it."""
+    model = model or trigram_model()
+    prev, prev2 = histories(words[max(0, i - 2) : i + 1])[-1]
+    logprob = model.logprob
+    after = window(candidate, words, i, model) - logprob(candidate, prev, prev2)
+    return after > window(NAME_PROXY, words, i, model) - logprob(NAME_PROXY, prev, prev2)
+
+
 def number(a: str, b: str) -> bool:
     """Whether ``a`` and ``b`` are one word in the singular and the plural (or third person): ``mugs``/``mug``."""
     if len(a) < len(b):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from gateway.config.models import SkipGateConfig
 from gateway.refinement.agreement import agreement_errors
-from gateway.refinement.context import TITLE_GAIN, mistyped_letters, reads_as_word, real_word_errors
+from gateway.refinement.context import TITLE_GAIN, continues_as_word, mistyped_letters, reads_as_word, real_word_errors
 from gateway.refinement.keyboard import QWERTY_NEIGHBOURS, is_slip
 from gateway.refinement.language import FUNCTION_WORDS, looks_non_english
 from gateway.refinement.lexicon import NEAR_MISS_GAP, Lexicon
@@ -220,7 +220,18 @@ def _starts_as_common(lower: str, words: tuple[Word, ...], i: int, lexicon: Lexi
         if is_slip(lower, candidate) and reads_as_word(candidate, words, i):
             return True
     known = slip_of_known(lower, lexicon)  # a rarer word (zipf 2.0–3.5) or a known name
-    return known is not None and reads_as_word(known, words, i)
+    if known is None:
+        return False
+    if reads_as_word(known, words, i):
+        return True
+    # A word wordfreq has never seen (no name it knows), neither a compound nor a CamelCase
+    # identifier, is judged by how the words after it read: the speech-trained model seldom starts
+    # a sentence with an instruction verb (``Summsrize the``, ``Summarizze this``).
+    text = words[i].text
+    return (
+        not lexicon.near_misses.zipf(lower) and text[1:].islower() and not lexicon.composed(lower)
+        and continues_as_word(known, words, i)
+    )  # fmt: skip
 
 
 def _slip_of_common(lower: str, lexicon: Lexicon, min_zipf: float = NAME_NEAR_MISS_ZIPF) -> bool:

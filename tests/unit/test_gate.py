@@ -90,6 +90,26 @@ def test_typos_refine_and_say_which(prompt: str, tokens: tuple[str, ...]) -> Non
     assert decision.as_dict() == {"refine": True, "reason": "unknown_words", "tokens": list(tokens)}
 
 
+@pytest.mark.parametrize(
+    "prompt",
+    ["Summsrize the main argument of this essay in two sentences.",  # an instruction verb speech seldom starts with
+     "Descirbe the water cycle for a ten-year-old.",
+     "Paraphrasse this sentence so that it sounds less formal."],
+)  # fmt: skip
+def test_mistyped_instruction_verbs_starting_a_prompt_refine(prompt: str) -> None:
+    decision = decide(prompt, LEXICON, CONFIG)
+    assert decision.refine and decision.reason == "unknown_words" and decision.tokens == (prompt.split()[0],)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["RawConfigParser objects do no interpolation at all.",  # an identifier, not a mistyped word
+     "Oluwaseun wrote the first draft of the report."],  # a name: no common word one slip away
+)  # fmt: skip
+def test_unknown_words_starting_a_sentence_that_are_no_typos_skip(prompt: str) -> None:
+    assert reason(prompt) == "clean"
+
+
 def test_real_word_typo_found_from_context() -> None:
     decision = decide("The elephant is much bigger tan the mouse.", LEXICON, CONFIG)
     assert decision.refine and decision.reason == "real_word"
