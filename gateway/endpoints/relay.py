@@ -29,7 +29,8 @@ from gateway.refinement.results import RefinementOutcome
 from gateway.runtime import Runtime
 from gateway.sse import UsageFilter
 from gateway.telemetry import NULL_CALL
-from gateway.tenants.meter import current_tenant, note_body, stream_meter
+from gateway.tenants.meter import current_tenant, note_answer, note_body, stream_meter
+from gateway.tenants.usage import NOT_JSON, decode_answer
 from gateway.tenants.policy import may_use
 from gateway.telemetry import genai as A, TargetCall
 from gateway.upstream.errors import openai_error_body
@@ -154,22 +155,25 @@ def require_sse(reply: TargetReply, call: TargetCall, headers: dict[str, str]) -
         raise UpstreamUnreachable(f"the target answered a stream with content-type {bad_type!r}", headers=headers)
 
 
-def complete_body(reply: TargetReply, call: TargetCall, headers: dict[str, str]) -> bytes:
-    """A complete reply's body (its call finished); a target that does not serve the path is a clear error."""
+def complete_body(reply: TargetReply, call: TargetCall, headers: dict[str, str]) -> tuple[bytes, Any]:
+    """A complete reply's body (its call finished) and its JSON value (``NOT_JSON``: none) —
+    decoded once, for the tenant's usage too; a target that does not serve the path is a clear error."""
     content = reply.body or b""
     call.finish(reply.status, content)
-    note_body(content)  # the tenant's usage (gateway.tenants.meter)
+    answer = decode_answer(content)
+    note_answer(answer)  # the tenant's usage (gateway.tenants.meter)
     if (unserved := unserved_error(reply.status, content)) is not None:
         unserved.headers.update(headers)
         raise unserved
-    return content
+    return content, answer
 
 
-def require_json(status: int, media_type: str, content: bytes, headers: dict[str, str]) -> None:
-    """A 200 must be valid JSON with a JSON content type; else a 502."""
+def require_json(status: int, media_type: str, is_json: bool, headers: dict[str, str]) -> None:
+    """A 200 must be valid JSON (``is_json``: what :func:`complete_body` decoded) with a JSON
+    content type; else a 502."""
     if status == 200 and not media_type.startswith(JSON):
         raise UpstreamUnreachable(f"the target answered with content-type {media_type!r}, not JSON", headers=headers)
-    if status == 200 and not valid_json(content):
+    if status == 200 and not is_json:
         raise UpstreamUnreachable("the target answered 200 with a body that is not valid JSON", headers=headers)
 
 
@@ -193,13 +197,13 @@ def respond(
             first = details_event(run.outcome, run.mode, chunk_object, headers.get(TARGET_HEADER, ""))
         stream = relay(reply, call, UsageFilter() if strip_usage else None, run.shadow, first=first)
         return 200, {**reply.headers, **headers, "cache-control": "no-cache"}, stream, SSE
-    content = complete_body(reply, call, headers)
+    content, answer = complete_body(reply, call, headers)
     if controls.return_details and run.outcome is not None and reply.status == 200:
         content = with_details(content, run.outcome, run.mode)
     media_type = reply.headers.pop("content-type", JSON)
     if reply.status >= 400 and (normal := openai_error_body(reply.status, content, media_type)) is not content:
         content, media_type = normal, JSON  # the target's error body in OpenAI's shape
-    require_json(reply.status, media_type, reply.body or b"", headers)
+    require_json(reply.status, media_type, answer is not NOT_JSON, headers)
     return reply.status, {**reply.headers, **headers}, content, media_type
 
 
@@ -299,14 +303,6 @@ def _is_openai_error(body: bytes) -> bool:
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return False
     return isinstance(data, dict) and isinstance(data.get("error"), dict) and isinstance(data["error"].get("message"), str)
-
-
-def valid_json(content: bytes) -> bool:
-    try:
-        msgspec.json.decode(content)
-    except (msgspec.DecodeError, RecursionError):
-        return False
-    return True
 
 
 def with_details(content: bytes, outcome: RefinementOutcome, mode: RefinementMode | None) -> bytes:

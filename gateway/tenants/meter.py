@@ -6,13 +6,14 @@ answer is finished. Without an open meter every hook is one context-variable rea
 from __future__ import annotations
 
 from contextvars import ContextVar
+from typing import Any
 from dataclasses import dataclass, field
 
 from gateway.config.models import RefinementConfig
 from gateway.refinement.controls import RefineControls
 from gateway.tenants.keyring import SHARED_PARTITION, Tenant
 from gateway.tenants.policy import narrow, tightened
-from gateway.tenants.usage import StreamUsage, Usage, body_usage
+from gateway.tenants.usage import StreamUsage, Usage, body_usage, usage_of
 
 _CURRENT: ContextVar[Meter | None] = ContextVar("mpr_meter", default=None)
 
@@ -75,6 +76,13 @@ def note_body(body: bytes) -> None:
     meter = _CURRENT.get()
     if meter is not None:
         meter.body = body_usage(body)
+
+
+def note_answer(answer: Any) -> None:
+    """A complete answer from the target, already decoded (:func:`~gateway.tenants.usage.decode_answer`)."""
+    meter = _CURRENT.get()
+    if meter is not None:
+        meter.body = usage_of(answer)
 
 
 def stream_meter() -> StreamUsage | None:

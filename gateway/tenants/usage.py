@@ -33,6 +33,26 @@ def usage_of(obj: Any) -> Usage | None:
     return max(0, prompt), max(0, completion or 0)
 
 
+class _NotJson:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_JSON"
+
+
+NOT_JSON = _NotJson()
+"""What :func:`decode_answer` returns for a body that is not JSON."""
+
+
+def decode_answer(body: bytes) -> Any:
+    """A complete answer decoded once, for both its usage (:func:`usage_of`) and the check that a
+    200 is JSON: the JSON value, or :data:`NOT_JSON`."""
+    try:
+        return msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return NOT_JSON
+
+
 def body_usage(body: bytes) -> Usage | None:
     """The usage of a complete JSON answer, or None (no usage, not JSON)."""
     if _USAGE not in body:

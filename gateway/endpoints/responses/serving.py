@@ -31,6 +31,7 @@ from gateway.endpoints.common import authorize, decode_object, serve_litestar
 from gateway.endpoints.proxied import require_model, require_target, stream_flag, upstream_body
 from gateway.endpoints.refinement_run import OFF, PromptRefinement, RefinementRun
 from gateway.endpoints.relay import Exchange, Reply, complete_body, exchange, require_json, require_sse, send, with_details
+from gateway.tenants.usage import NOT_JSON
 from gateway.endpoints.responses.bridge import ChatStreamTranslator, from_chat, to_chat
 from gateway.endpoints.routing_keys import responses_affinity
 from gateway.endpoints.responses.owners import Owner, ResponseIndex, ResponseOwners, access
@@ -202,11 +203,11 @@ class Responses:
             watch = StreamWatch(str(payload.get("model") or ""))
             relay = self._relay(reply, call, watch, Owner(partition_of(current_tenant()), served_by, reply.url), payload, run)
             return 200, {**reply.headers, **headers, "cache-control": "no-cache"}, relay, SSE
-        content = complete_body(reply, call, headers)
+        content, answer = complete_body(reply, call, headers)
         media_type = reply.headers.pop("content-type", JSON)
         if reply.status >= 400:
             return reply.status, {**reply.headers, **headers}, openai_error_body(reply.status, content, media_type), JSON
-        require_json(reply.status, media_type, content, headers)
+        require_json(reply.status, media_type, answer is not NOT_JSON, headers)
         if (rid := _response_id(content)) is not None:
             await self.owners.record(rid, Owner(partition_of(current_tenant()), served_by, reply.url))
         if controls.return_details and run.outcome is not None and reply.status == 200:
@@ -230,14 +231,11 @@ class Responses:
             require_sse(reply, call, headers)
             relay = self._translate(reply, call, ChatStreamTranslator(payload, upstream_model), run)
             return 200, {**reply.headers, **headers, "cache-control": "no-cache"}, relay, SSE
-        content = complete_body(reply, call, headers)
+        content, answer = complete_body(reply, call, headers)
         media_type = reply.headers.pop("content-type", JSON)
         if reply.status >= 400:
             return reply.status, {**reply.headers, **headers}, openai_error_body(reply.status, content, media_type), JSON
-        try:
-            completion = msgspec.json.decode(content) if media_type.startswith(JSON) else None
-        except (msgspec.DecodeError, RecursionError):
-            completion = None
+        completion = answer if media_type.startswith(JSON) else None  # decoded once (NOT_JSON: not JSON)
         if not isinstance(completion, dict):
             raise UpstreamUnreachable("the target answered with something that is not a chat completion", headers=headers)
         response = from_chat(completion, payload)
