@@ -141,6 +141,8 @@ def _scan_into(text: str, words: list[Word], letters: list[tuple[int, Word]], ba
             gap = text[last:at]
             if not gap.isspace() and gap.strip("-'’"):
                 brk = True  # punctuation between two tokens (a comma, ×, /): no pair across it
+                if gap[-1].isspace():  # ``in 2023, iin trillions``: not a unit (``2*pi``, ``2.5.0.txt``: maybe)
+                    after_number = False
         last = end
         if kind == _PLAIN or kind == _WORD:
             token = text[at:end]

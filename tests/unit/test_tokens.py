@@ -27,6 +27,10 @@ def test_units_after_numbers_and_hyphenated_names() -> None:
     assert texts("It is 9 ft tall and 2 hrs away from Ra Jong-yil.") == [
         "It", "is", "tall", "and", "away", "from", "Ra", "Jong", "Yil",
     ]  # fmt: skip
+    # after a number and a comma a short word is prose, not a unit (a file's suffix or a factor still is)
+    assert texts("The GDP in 2023, iin trillions, was 27 km or 2*pi or 2.5.0.txt.") == [
+        "The", "in", "iin", "trillions", "was", "or", "or",
+    ]  # fmt: skip
 
 
 def test_long_quotes_are_prose() -> None:
