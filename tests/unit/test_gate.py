@@ -110,6 +110,26 @@ def test_unknown_words_starting_a_sentence_that_are_no_typos_skip(prompt: str) -
     assert reason(prompt) == "clean"
 
 
+@pytest.mark.parametrize(
+    ("prompt", "token"),
+    [("Which U.S. state is known as the Klone Star State?", "Klone"),  # wordfreq knows Klone, rarely
+     ("Which strait separated Assia from North America?", "Assia")],
+)  # fmt: skip
+def test_rare_capitalised_slips_that_read_as_words_refine(prompt: str, token: str) -> None:
+    decision = decide(prompt, LEXICON, CONFIG)
+    assert decision.reason == "unknown_words" and decision.tokens == (token,)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["Tell me a bio of Rahul Dravid.",  # a name's second part
+     "Tell me a bio of Ahn Cheol-soo.",  # a name's first part
+     "The first patch was written by Jan van Deen."],  # after a particle
+)  # fmt: skip
+def test_rare_capitalised_words_in_names_skip(prompt: str) -> None:
+    assert reason(prompt) == "clean"
+
+
 def test_real_word_typo_found_from_context() -> None:
     decision = decide("The elephant is much bigger tan the mouse.", LEXICON, CONFIG)
     assert decision.refine and decision.reason == "real_word"
