@@ -2,9 +2,9 @@
 
 It prints the report (shown in the test run's output) and checks the quality targets of the
 skip gate and the built-in cleaner (issues #10 and #21). One target is not met (see
-docs/refinement.md, "Measured"): noisy prompts refined at 10% noise, goal 95% — 88.5% of all,
-94.96% of those with a typo other than a deleted word (a prompt that only lost a word mostly reads
-as fluent English, which the trigram model cannot tell from the original: 54 of the 91 noisy
+docs/refinement.md, "Measured"): noisy prompts refined at 10% noise, goal 95% — 88.7% of all,
+95.2% of those with a typo other than a deleted word (a prompt that only lost a word mostly reads
+as fluent English, which the trigram model cannot tell from the original: 54 of the 89 noisy
 prompts the gate skips). For it, and for the typo classes reported on their own, the check is a
 floor under today's figures that catches regressions — named as such.
 """
@@ -25,14 +25,14 @@ CLEAN_SKIP_GOAL = 0.95
 NON_WORD_RESTORED_GOAL = 0.90
 REAL_WORD_RESTORED_GOAL = 0.50
 CHANGED_GOAL = 0.003
-# Not met (goal 0.95): regression floors under today's figures (88.6%; 88.5% where the clean text is
-# skipped; 94.96% of those with a typo other than a deleted word).
-NOISY_REFINED_FLOOR = 0.875
-NOISY_TYPO_REFINED_FLOOR = 0.94
+# Not met (goal 0.95): regression floors under today's figures (88.9%; 88.7% where the clean text is
+# skipped; 95.2% of those with a typo other than a deleted word).
+NOISY_REFINED_FLOOR = 0.88
+NOISY_TYPO_REFINED_FLOOR = 0.945
 # Typo classes (no goal of their own): floors under today's figures.
 CLASS_FLOORS = {  # class: (restored by the cleaner, refined by the gate)
-    "capitalised": (0.78, 0.87),
-    "real_word": (0.51, 0.56),
+    "capitalised": (0.80, 0.89),
+    "real_word": (0.52, 0.58),
     "non_word": (0.95, 0.98),
 }
 
