@@ -78,8 +78,15 @@ def histories(words: Sequence[Word]) -> list[History]:
     return out
 
 
+VARIANT_MIN_LENGTH = 5
+"""The shorter of two spellings is at least this long (``color``, ``enrol``, ``meter``): ``for``/``four``,
+``or``/``our``, ``tel``/``tell`` are typos of each other, not one word spelt two ways."""
+
+
 def variant(a: str, b: str) -> bool:
     """Whether ``a`` and ``b`` are UK and US spellings of one word (``colours``/``colors``)."""
+    if min(len(a), len(b)) < VARIANT_MIN_LENGTH:
+        return False
     for x, y in _VARIANTS:
         if (x in a and a.replace(x, y) == b) or (x in b and b.replace(x, y) == a):
             return True

@@ -87,6 +87,7 @@ def test_mistyped_letters() -> None:
 
 def test_variants_plurals_and_alternatives() -> None:
     assert variant("colours", "colors") and variant("analyse", "analyze") and not variant("tan", "than")
+    assert variant("enrol", "enroll") and not variant("tel", "tell") and not variant("for", "four") and not variant("des", "does")
     assert number("journeys", "journey") and number("mug", "mugs") and not number("is", "i")
     found = alternatives("tan", LEXICON, MODEL)
     assert "than" in found and all(MODEL.knows(c) for c in found)

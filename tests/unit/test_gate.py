@@ -130,6 +130,15 @@ def test_rare_capitalised_words_in_names_skip(prompt: str) -> None:
     assert reason(prompt) == "clean"
 
 
+@pytest.mark.parametrize(
+    ("prompt", "token"),
+    [("Tel me a bio of Marie Curie.", "Tel→tell"), ("What des the acronym NATO stand for?", "des→does")],
+)  # fmt: skip
+def test_short_words_are_not_spelling_variants(prompt: str, token: str) -> None:
+    """``tel``/``tell`` and ``des``/``does`` look like UK/US pairs (``-ll``/``-l``, ``oe``/``e``), but are typos."""
+    assert decide(prompt, LEXICON, CONFIG).tokens == (token,)
+
+
 def test_real_word_typo_found_from_context() -> None:
     decision = decide("The elephant is much bigger tan the mouse.", LEXICON, CONFIG)
     assert decision.refine and decision.reason == "real_word"
