@@ -84,11 +84,19 @@ HEAD_FOLLOWERS = frozenset(
 and ``or``: nouns joined as adjuncts (``a simple customers and orders schema``)."""
 PRONOUN_FOLLOWERS = frozenset("of is are was were does do did has have".split())
 """After a pronoun quantifier, the words that show the next word is its noun, not a verb
-(``how many hour did``, ``these package are``; not ``these date from``); after it and a modifier,
-the only ones (``these include data type,``: a verb may be the modifier)."""
+(``how many hour did``, ``these package are``; not ``these date from``), and punctuation only where
+a preposition governs the quantifier (:data:`PREPOSITIONS`); after it and a modifier, these words
+are the only ones (``these include data type,``: a verb may be the modifier)."""
 PRONOUNS = frozenset({"each", "another"})
-"""Singular determiners that are also pronouns (``each corresponds to``, ``by another results in``):
-the next word is their noun only before punctuation or the end (``to each others,``)."""
+"""Singular determiners that are also pronouns (``each corresponds to``, ``by another results in``,
+``explain how each works.``): the next word is their noun only before punctuation or the end, and
+only where a preposition governs them (``to each others,``)."""
+PREPOSITIONS = frozenset(
+    """of to for from in on at by with about into onto between among than like over under after before
+    without within through per via against across toward towards""".split()
+)
+"""Words that govern a pronoun quantifier as their object (``of these number:``), where the word
+after it before punctuation is its noun, not its verb (``I know these work.``, ``few remain.``)."""
 ADJECTIVES = frozenset(
     """good new old big small large little short long great high low full empty quick fast slow simple basic easy
     hard real whole young early late free main open common general specific different same similar single double
@@ -264,7 +272,12 @@ def agreement_errors(text: str, words: Sequence[Word], lexicon: Lexicon, model: 
                 before = words[k - 1].lower if k and not word.after_break else None
                 if before in DETERMINERS or (before is None and _AFTER_A.search(text, max(0, word.start - 4), word.start)):
                     continue  # ``the two refer``, ``a five minute talk``: a label, a pronoun, a compound
-            _check(text, words, k + 1, plural, lower, lexicon, model, found, compound)
+            before_trigger = words[k - 1] if k > 0 and not word.after_break else None
+            governed = before_trigger is not None and (
+                before_trigger.lower in PREPOSITIONS  # of these number:, with each others.
+                or (lower in PRONOUNS and before_trigger.lower not in FUNCTION_WORDS)  # Add another columns.
+            )
+            _check(text, words, k + 1, plural, lower, lexicon, model, found, compound, governed)
         elif word.after_break:
             start = word.start
             if start < 2 or text[start - 2] not in _GAP_ENDS:
@@ -284,10 +297,13 @@ def agreement_errors(text: str, words: Sequence[Word], lexicon: Lexicon, model: 
 
 def _check(
     text: str, words: Sequence[Word], first: int, plural: bool, trigger: str, lexicon: Lexicon, model: TrigramModel,
-    found: list[tuple[int, str]], compound: bool = False,
+    found: list[tuple[int, str]], compound: bool = False, governed: bool = False,
 ) -> None:  # fmt: skip
     """Walk from ``words[first]`` over up to :data:`MAX_MODIFIERS` modifiers to the noun, and judge it
-    (``compound``: ``words[first]`` is joined to a number before it, ``a 300-word``: a modifier)."""
+    (``compound``: ``words[first]`` is joined to a number before it, ``a 300-word``: a modifier;
+    ``governed``: a preposition governs the trigger, or a verb ``each``/``another``, so a pronoun
+    trigger's next word before punctuation is its noun, ``of these number:``, ``Add another
+    columns.``, not its verb, ``how each works.``, ``I know these work.``)."""
     n = len(words)
     seq: list[str] = [trigger]
     for h in range(first, min(n, first + MAX_MODIFIERS + 1)):
@@ -306,9 +322,11 @@ def _check(
             if trigger in PRONOUN_QUANTIFIERS:
                 if mods == 0 and lower in _KINDS and trigger in _DEMONSTRATIVES:
                     return  # ``these kind of``: informal, but common in clean prompts
-                heads, nxt, nxt2 = _heads(text, words, h, PRONOUN_FOLLOWERS, mods == 0)
+                heads, nxt, nxt2 = _heads(text, words, h, PRONOUN_FOLLOWERS, mods == 0 and governed)
+            elif trigger in PRONOUNS and mods == 0:
+                heads, nxt, nxt2 = _heads(text, words, h, _NONE, governed)
             else:
-                heads, nxt, nxt2 = _heads(text, words, h, _NONE if trigger in PRONOUNS and mods == 0 else HEAD_FOLLOWERS)
+                heads, nxt, nxt2 = _heads(text, words, h, HEAD_FOLLOWERS)
             if heads:
                 if plural:
                     bar = P_GAIN if mods == 0 else MODIFIED_P_GAIN

@@ -34,7 +34,7 @@ def found(text: str) -> list[tuple[str, str]]:
         # a plural quantifier, then a singular noun that heads its phrase
         ("My garden has 12 tree, and most are apples.", [("tree", "trees")]),
         ("How many planet are in the solar system?", [("planet", "planets")]),
-        ("I found several bug.", [("bug", "bugs")]),
+        ("We talked to several student.", [("student", "students")]),
         ("Compare two language: Go and Rust.", [("language", "languages")]),
         ("How many moon does Jupiter have?", [("moon", "moons")]),
         # a question's plural subject before a singular verb
@@ -66,6 +66,10 @@ def test_disagreement_found(text: str, expected: list[tuple[str, str]]) -> None:
         "Each corresponds to a column.",
         "Many believe that these include data types.",
         "These date from the 1990s and those work in parallel.",
+        # a pronoun and its verb before punctuation: only a preposition makes the next word a noun
+        "Explain how each works.",
+        "List the tools and describe what each offers.",
+        "I know these work. These matter, those count, and few remain.",
         "They are both right, and both equal.",
         # informal but common
         "I hate these kind of bugs.",

@@ -113,7 +113,7 @@ def test_unknown_words_starting_a_sentence_that_are_no_typos_skip(prompt: str) -
 @pytest.mark.parametrize(
     ("prompt", "token"),
     [("Which U.S. state is known as the Klone Star State?", "Klone"),  # wordfreq knows Klone, rarely
-     ("Which strait separated Assia from North America?", "Assia")],
+     ("Tell me the plot of The Curious Incident of the Eog in the Night.", "Eog")],
 )  # fmt: skip
 def test_rare_capitalised_slips_that_read_as_words_refine(prompt: str, token: str) -> None:
     decision = decide(prompt, LEXICON, CONFIG)
@@ -124,7 +124,9 @@ def test_rare_capitalised_slips_that_read_as_words_refine(prompt: str, token: st
     "prompt",
     ["Tell me a bio of Rahul Dravid.",  # a name's second part
      "Tell me a bio of Ahn Cheol-soo.",  # a name's first part
-     "The first patch was written by Jan van Deen."],  # after a particle
+     "The first patch was written by Jan van Deen.",  # after a particle
+     "Rahul Dravid is a cricketer.", "Write a poem for Assia.", "Dr. Cour will see you now.",
+     "Email Dravid the report."],  # not after a determiner: maybe a name
 )  # fmt: skip
 def test_rare_capitalised_words_in_names_skip(prompt: str) -> None:
     assert reason(prompt) == "clean"
