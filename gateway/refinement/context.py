@@ -121,6 +121,11 @@ def reads_as_word(candidate: str, words: Sequence[Word], i: int, model: TrigramM
     return window(candidate, words, i, model) + NAME_MARGIN > window(NAME_PROXY, words, i, model)
 
 
+CONTINUES_MARGIN = 0.5
+"""log10: how much better the words after it must read after the common word than after a name
+(``Summsrize the``: 1.6; a new product's name, ``Ollama runs``: 0.3 against ``llama``)."""
+
+
 def continues_as_word(candidate: str, words: Sequence[Word], i: int, model: TrigramModel | None = None) -> bool:
     """Whether the words after the unknown capitalised ``words[i]`` read better after ``candidate``
     than after a name (``Summsrize the following``: ``summarize the``, not ``John the``) — the
@@ -130,7 +135,7 @@ def continues_as_word(candidate: str, words: Sequence[Word], i: int, model: Trig
     prev, prev2 = histories(words[max(0, i - 2) : i + 1])[-1]
     logprob = model.logprob
     after = window(candidate, words, i, model) - logprob(candidate, prev, prev2)
-    return after > window(NAME_PROXY, words, i, model) - logprob(NAME_PROXY, prev, prev2)
+    return after > window(NAME_PROXY, words, i, model) - logprob(NAME_PROXY, prev, prev2) + CONTINUES_MARGIN
 
 
 def number(a: str, b: str) -> bool:

@@ -104,7 +104,8 @@ def test_mistyped_instruction_verbs_starting_a_prompt_refine(prompt: str) -> Non
 @pytest.mark.parametrize(
     "prompt",
     ["RawConfigParser objects do no interpolation at all.",  # an identifier, not a mistyped word
-     "Oluwaseun wrote the first draft of the report."],  # a name: no common word one slip away
+     "Oluwaseun wrote the first draft of the report.",  # a name: no common word one slip away
+     "Ollama runs models locally."],  # a product's name: "llama runs" reads only a little better than "John runs"
 )  # fmt: skip
 def test_unknown_words_starting_a_sentence_that_are_no_typos_skip(prompt: str) -> None:
     assert reason(prompt) == "clean"
