@@ -31,7 +31,8 @@ def test_memo_is_bounded_oldest_first_and_per_partition() -> None:
     assert memo.get("a", "x" * (MAX_CHARS + 1)) is None  # long prompts are judged every time
 
 
-def test_refiner_judges_a_prompt_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def counted_gate(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts the refiner's gate judges from now on (``pipeline.decide``, still the real one)."""
     calls: list[str] = []
     real = pipeline.decide
 
@@ -40,6 +41,11 @@ def test_refiner_judges_a_prompt_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(text, vocabulary, config)
 
     monkeypatch.setattr(pipeline, "decide", counting)
+    return calls
+
+
+def test_refiner_judges_a_prompt_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = counted_gate(monkeypatch)
     refiner = pipeline.Refiner(RefinementConfig(), {}, lexicon())
     prompt = "Explain how a hash table handles collisions in simple terms."
 
@@ -68,14 +74,7 @@ class _Echo:
 def test_settle_skips_at_once_and_hands_its_verdict_to_refine(monkeypatch: pytest.MonkeyPatch) -> None:
     """``settle`` answers a skipped prompt without an await; for one the stages must refine, it
     returns the verdict ``refine`` goes on with, so even a prompt too long for the memo is judged once."""
-    calls: list[str] = []
-    real = pipeline.decide
-
-    def counting(text: str, vocabulary: Any, config: Any) -> GateDecision:
-        calls.append(text)
-        return real(text, vocabulary, config)
-
-    monkeypatch.setattr(pipeline, "decide", counting)
+    calls = counted_gate(monkeypatch)
     refiner = pipeline.Refiner(RefinementConfig(stages=[Role.CLEANER]), {Role.CLEANER: _Echo()}, lexicon())
     clean = refiner.settle("Explain how a hash table handles collisions in simple terms.")
     assert isinstance(clean, RefinementOutcome) and clean.header == "skipped;reason=clean"
