@@ -3,6 +3,11 @@
 :class:`PromptRefinement` decides whether and how a prompt is refined (off, apply, shadow), runs
 it (apply) or starts it beside the target call (shadow, :mod:`gateway.endpoints.shadow`), and
 records the audit line / shadow metric. Putting the refined text back is the endpoint's job.
+
+Most prompts need no await: :meth:`PromptRefinement.begin` settles off, no text, a shadow start and
+a prompt the gate skips at once (the gate runs synchronously: ``Refiner.settle``), and hands any
+other prompt on as a :class:`PendingRefinement` that :meth:`PromptRefinement.finish` runs through
+the stages, so the gate is consulted once per request.
 """
 
 from __future__ import annotations
