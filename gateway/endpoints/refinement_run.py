@@ -117,11 +117,11 @@ class PromptRefinement:
         (controls, target, no refiner): :data:`OFF`; ``text`` None: skipped with
         ``skip_reason``; shadow mode: a refinement started beside the target call; apply mode: a
         prompt the gate skips — else the prompt the stages must refine (:meth:`finish`)."""
-        controls = keyed_controls(controls)  # the key's refinement policy (gateway.tenants.policy)
-        wants = controls.refine if controls.refine is not None else config.refine
-        refiner = self.runtime.refiner
-        if not wants or refiner is None:
+        if not self.wanted(controls, config):
             return OFF
+        controls = keyed_controls(controls)  # the key's refinement policy (gateway.tenants.policy; memoised per request)
+        refiner = self.runtime.refiner
+        assert refiner is not None  # wanted() says there is one
         mode = resolve_mode(controls.mode, config.refinement_mode, self.runtime.config.refinement.mode)
         if text is None:
             outcome = RefinementOutcome("", "", None, f"skipped;reason={skip_reason}", 0.0)

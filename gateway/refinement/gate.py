@@ -204,12 +204,8 @@ def _reads_as_slip(lower: str, soft: float, words: tuple[Word, ...], i: int, lex
         after = words[i + 1]
         if after.text[0].isupper() and zipf(after.lower) < TITLE_NAME_ZIPF:
             return False  # a name's first part
-    for candidate in lexicon.neighbours(lower):
-        if zipf(candidate) < soft + SOFT_NAME_CONTEXT_GAP:
-            break
-        if is_slip(lower, candidate):
-            return reads_as_word(candidate, words, i)
-    return False
+    candidate = _common_slip(lower, lexicon, soft + SOFT_NAME_CONTEXT_GAP)
+    return candidate is not None and reads_as_word(candidate, words, i)
 
 
 def _fits_as_common(lower: str, words: tuple[Word, ...], i: int, lexicon: Lexicon, certain_gap: float = 99.0) -> bool:
@@ -270,12 +266,17 @@ def _starts_as_common(lower: str, words: tuple[Word, ...], i: int, lexicon: Lexi
 def _slip_of_common(lower: str, lexicon: Lexicon, min_zipf: float = NAME_NEAR_MISS_ZIPF) -> bool:
     """Whether ``lower`` is one keyboard slip (:mod:`gateway.refinement.keyboard`) from a far more
     common word: ``frnace`` (France, two letters swapped), not ``sadio`` (radio: r and s are far apart)."""
+    return _common_slip(lower, lexicon, min_zipf) is not None
+
+
+def _common_slip(lower: str, lexicon: Lexicon, min_zipf: float) -> str | None:
+    """The most frequent word at least ``min_zipf`` common that ``lower`` is one keyboard slip from, or None."""
     for candidate in lexicon.neighbours(lower):
         if lexicon.table.zipf(candidate) < min_zipf:
             break
         if is_slip(lower, candidate):
-            return True
-    return False
+            return candidate
+    return None
 
 
 _KNOWN: dict[tuple[str, float], str | None] = {}
