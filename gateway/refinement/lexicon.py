@@ -271,7 +271,9 @@ class Lexicon:
                 if candidate != word and _one_edit(word, candidate):
                     found.add(candidate)
         found.discard(word)
-        result = tuple(sorted(found, key=self.table.zipf, reverse=True))
+        zipf = self.table.zipf
+        # ties in frequency (one decimal) broken by spelling: the same order in every process
+        result = tuple(sorted(found, key=lambda candidate: (-zipf(candidate), candidate)))
         if len(self._neighbours) > 50_000:
             self._neighbours.clear()
         self._neighbours[word] = result

@@ -75,3 +75,15 @@ def test_disk_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MPR_CACHE_DIR", "off")
     assert cached("thing", key, build, dict) == {"built": 4}
     assert isinstance(LEXICON, Lexicon)
+
+
+def test_neighbours_tied_in_frequency_come_in_one_order_in_every_process() -> None:
+    # ``sent`` and ``st`` share a Zipf of 5.2: the context check tries the first six neighbours of
+    # ``set``, so the order of a tie decides what is tried — it must not follow the string hash
+    # (PYTHONHASHSEED), or one prompt gets different gate decisions in different workers
+    zipf = LEXICON.table.zipf
+    for word in ("set", "tan", "ned", "lat"):
+        found = LEXICON.neighbours(word)
+        assert found == tuple(sorted(found, key=lambda c: (-zipf(c), c)))
+    found = LEXICON.neighbours("set")
+    assert zipf("sent") == zipf("st") and found.index("sent") < found.index("st")
