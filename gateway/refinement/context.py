@@ -173,14 +173,15 @@ def alternatives(lower: str, lexicon: Lexicon, model: TrigramModel, width: int =
     return _candidates(lower, lexicon, model, width)[0]
 
 
-_FLAGS: dict[str, tuple[bool, bool, bool]] = {}
+_FLAGS: dict[str, tuple[bool, bool, bool, bool]] = {}
 _FLAGS_SIZE = 50_000
 
 
-def _flags(lower: str, lexicon: Lexicon, model: TrigramModel) -> tuple[bool, bool, bool]:
+def _flags(lower: str, lexicon: Lexicon, model: TrigramModel) -> tuple[bool, bool, bool, bool]:
     """Whether a lower-case word may be judged (plain ASCII letters, not technical vocabulary),
-    whether the lexicon knows it, and whether it is a suspect: its likeliest
-    alternative is :data:`SUSPECT_GAP` more frequent (memoised per process)."""
+    whether the lexicon knows it, whether it is a suspect (its likeliest alternative is
+    :data:`SUSPECT_GAP` more frequent), and whether it is rarer than :data:`TITLE_NAME_ZIPF`
+    (capitalised: a name's part) — memoised per process."""
     found = _FLAGS.get(lower)
     if found is None:
         shape = lower.isascii() and lower.isalpha() and lower not in TECHNICAL_WORDS
@@ -189,7 +190,7 @@ def _flags(lower: str, lexicon: Lexicon, model: TrigramModel) -> tuple[bool, boo
         if shape and 0 < own <= SUSPECT_MAX_ZIPF:
             same_number = _candidates(lower, lexicon, model, MAX_ALTERNATIVES)[1]
             suspect = bool(same_number) and lexicon.table.zipf(same_number[0]) - own >= SUSPECT_GAP
-        found = (shape, bool(own), suspect)
+        found = (shape, bool(own), suspect, own < TITLE_NAME_ZIPF)
         if len(_FLAGS) >= _FLAGS_SIZE:
             _FLAGS.clear()
         _FLAGS[lower] = found
@@ -233,11 +234,13 @@ def real_word_errors(
     prob = model.raw  # integer logs (ngram.LOG10_PER_UNIT) throughout: the hot loop skips conversions
     unit = 1.0 / LOG10_PER_UNIT
     oov = _OOV
-    # one pass: each word's history, and whether it is judged, known, a suspect; then its score
+    # one pass: each word's history, whether it is judged, known, a suspect, and its score there
     context: list[History] = []
-    keys: list[list[str]] = []  # what the model is asked for each word: [word, prev, prev2], shorter without history
+    scores: list[float] = []  # raw; a word the model lacks scores ``oov``, however known
+    lacked: list[bool] = []  # words the model lacks (not merely unlikely ones here)
+    neutral: list[float] = []  # the score a window's rank counts: a name the model lacks says nothing of its neighbours
+    follows: list[bool] = []  # the next word comes right after this one (no break between)
     tried: list[bool] = []  # judged and known
-    judge: list[bool] = []  # judged: plain ASCII letters, not technical vocabulary, not capitalised inside a sentence
     suspect: list[bool] = []
     titled: list[bool] = []  # a known capitalised word inside a sentence, judged at ``title_gain``
     upper: list[bool] = []  # capitalised (a name may start a sentence: ``capital_slip_bonus``)
@@ -247,35 +250,39 @@ def real_word_errors(
     prev2: str | None = None
     prev_name = False  # the word before is a capitalised rare word: a name (``Elena Fischer``)
     for word, lower in zip(words, lowers):
-        shape, known, suspected = flags(lower) or _flags(lower, lexicon, model)
-        upper.append(word.text[0].isupper())
+        shape, known, suspected, rare = flags(lower) or _flags(lower, lexicon, model)
+        capitalised = word.text[0].isupper()
+        upper.append(capitalised)
+        if context:
+            follows.append(not word.after_break)
         if word.after_break:
             if word.sentence_start:
                 prev, prev2 = START, None
-                keys.append([lower, START])
+                score = prob([lower, START])
             else:
                 prev = prev2 = None
-                keys.append([lower])
+                score = prob([lower])
         else:
-            keys.append([lower, prev] if prev2 is None else [lower, prev, prev2])
+            score = prob([lower, prev] if prev2 is None else [lower, prev, prev2])
         context.append((prev, prev2))
-        capital = upper[-1] and not word.sentence_start
-        judged_here = shape and not capital
-        judge.append(judged_here)
-        tried.append(judged_here and known)
+        capital = capitalised and not word.sentence_start
+        judged = shape and not capital
+        if score <= UNKNOWN:
+            lacked.append(True)
+            scores.append(oov)
+            neutral.append(oov if judged else 0.0)
+        else:
+            lacked.append(False)
+            scores.append(score)
+            neutral.append(score)
+        tried.append(judged and known)
         titled.append(
             title_gain is not None and capital and shape and known and not word.after_break
             and lower not in ABBREVIATIONS and not (prev_name and prev is not None)
         )  # fmt: skip
-        prev_name = capital and lexicon.table.zipf(lower) < TITLE_NAME_ZIPF
+        prev_name = capital and rare
         suspect.append(suspected)
         prev, prev2 = lower, prev
-    scores = [prob(key) for key in keys]
-    lacked = [s <= UNKNOWN for s in scores]  # words the model lacks (not merely unlikely ones here)
-    scores = [oov if lack else s for s, lack in zip(scores, lacked)]  # a known word keeps its score, however low
-    # a name the model lacks (Koechlin) says nothing of the words around it
-    neutral = [0.0 if lack and not j else s for s, lack, j in zip(scores, lacked, judge)]
-    follows = [not w.after_break for w in words[1:]]
     follows.append(False)
 
     windows: list[tuple[float, float, int]] = []
@@ -298,10 +305,10 @@ def real_word_errors(
     windows.sort()
     found: list[tuple[int, str]] = []
     tuned = number_margin is not None or bool(slip_bonus)  # handicaps and bonuses to apply
-    ranked = [(r, t, i, False) for r, (_, t, i) in enumerate(windows)] + [(0, t, i, True) for _, t, i in titles]
+    # the least likely windows, and those of suspects wherever they rank; then the titles
+    ranked = [(r, t, i, False) for r, (_, t, i) in enumerate(windows) if r < checked or suspect[i]]
+    ranked += [(0, t, i, True) for _, t, i in titles]
     for rank_of, total, i, title in ranked:
-        if rank_of >= checked and not suspect[i]:
-            continue  # neither among the least likely windows nor a suspect
         if title:
             bar_gain = title_gain * unit  # type: ignore[operator]
         else:
