@@ -17,6 +17,9 @@ Decisions, in order (``reason`` is shown in ``x-mpr-refinement`` and counted in 
   :mod:`gateway.refinement.context`);
 * ``agreement``: a noun in the number its determiner rules out (``a wavelengths of``, ``of 30
   student,``), which the trigram model finds plausible either way (:mod:`gateway.refinement.agreement`);
+* ``missing_word``: a function word left out where written English never leaves one out (``What
+  is the of Japan?``, ``Who invented the?``, ``How I squash my commits?``;
+  :mod:`gateway.refinement.missing`);
 * ``doubled_word`` (``the the``) refines; otherwise ``clean`` skips.
 
 ``tokens`` lists what drove a refine decision (``/v1/refine`` shows them).
@@ -32,6 +35,7 @@ from gateway.refinement.context import TITLE_GAIN, TITLE_NAME_ZIPF, continues_as
 from gateway.refinement.keyboard import QWERTY_NEIGHBOURS, is_slip
 from gateway.refinement.language import FUNCTION_WORDS, looks_non_english
 from gateway.refinement.lexicon import NEAR_MISS_GAP, Lexicon
+from gateway.refinement.missing import missing_words
 from gateway.refinement.ngram import TrigramModel, trigram_model
 from gateway.refinement.technical import TECHNICAL_WORDS
 from gateway.refinement.tokens import ABBREVIATIONS, Word, scan
@@ -141,6 +145,9 @@ def decide(text: str, lexicon: Lexicon, config: SkipGateConfig) -> GateDecision:
         disagreeing = agreement_errors(text, words, lexicon, trigram_model())
         if disagreeing:
             return GateDecision(True, "agreement", (), tuple(f"{words[i].text}→{c}" for i, c in disagreeing))
+    missing = missing_words(text, words)
+    if missing:
+        return GateDecision(True, "missing_word", (), tuple(missing))
     doubled = doubled_word(words)
     if doubled is not None:
         return GateDecision(True, "doubled_word", (), (f"{doubled} {doubled}",))
