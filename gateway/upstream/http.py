@@ -35,7 +35,9 @@ HOP_BY_HOP = frozenset(
 
 
 def new_session(max_connections: int, *, force_close: bool = False) -> aiohttp.ClientSession:
-    """A session with its own connector; no default timeout (each call sets its own)."""
+    """A session with its own connector; no default timeout (each call sets its own); no cookie jar:
+    a session serves every tenant, so a cookie one call's answer set (a CDN's bot cookie, a session
+    id) must not go out with the next call."""
     connector = aiohttp.TCPConnector(
         limit=max_connections,
         limit_per_host=0,
@@ -49,6 +51,7 @@ def new_session(max_connections: int, *, force_close: bool = False) -> aiohttp.C
         auto_decompress=False,
         skip_auto_headers=("User-Agent", "Accept-Encoding"),
         raise_for_status=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
 
 
