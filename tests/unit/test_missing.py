@@ -52,6 +52,8 @@ def test_a_missing_word_is_found(text: str, expected: list[str]) -> None:
         "When should I use the with statement in Python?",
         "The and operator short-circuits; what does the or keyword do?",
         "Each student brings his or her own laptop.",
+        "Compare my and your results, then our and their timings.",
+        "Show me the before and after photos, and the for and against arguments.",
         # a lone letter that is a variable or a label
         "Map a to b and c to d.",
         "Divide a by b, then turn a into a list.",
@@ -65,6 +67,7 @@ def test_a_missing_word_is_found(text: str, expected: list[str]) -> None:
         "How many points did she score in the final?",
         "Why you should learn Rust in 2025?",
         "How I met your mother is a sitcom. Who created it?",
+        "How I learned to code\n\nWhat should a beginner read first?",  # a title line, then the question
         "What time is it in Tokyo?",
         "Which one do you prefer?",
         "How long have you been waiting?",
