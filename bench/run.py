@@ -353,10 +353,15 @@ def paired_ratios(section: str, conc: int, samples: dict[str, list[Row]]) -> dic
             continue
         pairs = list(zip(a, b))
         out[f"{section}/{conc}/{name}"] = {
-            "rps": [x.rps / y.rps for x, y in pairs if y.rps],
-            "cpu": [x.cpu_ms / y.cpu_ms for x, y in pairs if y.cpu_ms and not math.isnan(x.cpu_ms)],
+            "rps": [x.rps / y.rps for x, y in pairs if _measured(x.rps) and _measured(y.rps)],
+            "cpu": [x.cpu_ms / y.cpu_ms for x, y in pairs if _measured(x.cpu_ms) and _measured(y.cpu_ms)],
         }
     return out
+
+
+def _measured(value: float) -> bool:
+    """A figure a ratio can use: positive and not NaN (a point that served no request has neither)."""
+    return value > 0 and not math.isnan(value)
 
 
 def paired_figure(paired: dict, key: str, measure: str) -> tuple[float, str] | None:
@@ -841,9 +846,10 @@ def main() -> None:
     ap.add_argument("--nice", type=int, default=0,
                     help="run every bench process at nice -N (root): on a shared machine the figures then "
                          "measure the software, not the neighbours; it slows other tenants while it runs")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="passes over the overhead/streaming matrix (order reversed every other pass): the table keeps "
-                         "each point's best, the issue's ratios take the median of the per-pass ratios from 3 passes on")
+    ap.add_argument("--repeat", type=int, default=4,
+                    help="passes over the overhead/streaming matrix (order reversed every other pass: an even count "
+                         "puts each system first as often): the table keeps each point's best, the issue's ratios take "
+                         "the median of the per-pass ratios from 3 passes on")
     ap.add_argument("--port-base", type=int, default=19100, help="five consecutive loopback ports from here")
     ap.add_argument("--report", type=Path, help="only print the table and verdicts of a saved --json run")
     ap.add_argument("--json", type=Path, help="also write rows and machine facts as JSON here")
