@@ -249,7 +249,8 @@ def _question_without_auxiliary(text: str, words: Sequence[Word], i: int) -> str
     mark = _CLAUSE_END.search(text, subject_at, line_end if line_end >= 0 else len(text))  # this clause's end
     if mark is None or not mark.group().startswith("?"):
         return ""
-    if sum(1 for k in range(first_after, n) if words[k].start < mark.start()) < MIN_AFTER_SUBJECT:
+    last = first_after + MIN_AFTER_SUBJECT - 1  # the words needed before the mark
+    if last >= n or words[last].start > mark.start():
         return ""
     return f"{text[words[i].start : subject_at].strip()} {text[subject_at:].split(maxsplit=1)[0]}…?"
 
