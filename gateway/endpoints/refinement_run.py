@@ -101,8 +101,11 @@ class PromptRefinement:
     def wanted(self, controls: RefineControls, config: TargetConfig) -> bool:
         """Whether this request is refined at all (the key's policy, the request's controls, the
         target's setting, a refiner configured): when not, the endpoint reads no user turns."""
-        controls = keyed_controls(controls)
-        wants = controls.refine if controls.refine is not None else config.refine
+        return self._wants(keyed_controls(controls), config)
+
+    def _wants(self, keyed: RefineControls, config: TargetConfig) -> bool:
+        """:meth:`wanted` for controls already under the key's policy."""
+        wants = keyed.refine if keyed.refine is not None else config.refine
         return bool(wants) and self.runtime.refiner is not None
 
     def begin(
@@ -117,9 +120,9 @@ class PromptRefinement:
         (controls, target, no refiner): :data:`OFF`; ``text`` None: skipped with
         ``skip_reason``; shadow mode: a refinement started beside the target call; apply mode: a
         prompt the gate skips — else the prompt the stages must refine (:meth:`finish`)."""
-        if not self.wanted(controls, config):
+        controls = keyed_controls(controls)  # the key's refinement policy (gateway.tenants.policy)
+        if not self._wants(controls, config):
             return OFF
-        controls = keyed_controls(controls)  # the key's refinement policy (gateway.tenants.policy; memoised per request)
         refiner = self.runtime.refiner
         assert refiner is not None  # wanted() says there is one
         mode = resolve_mode(controls.mode, config.refinement_mode, self.runtime.config.refinement.mode)

@@ -72,6 +72,14 @@ MENTION_NOUNS = frozenset(
 """A function word named as code or grammar (``the with statement``, ``the and gate``), not one left out."""
 MENTION_REACH = 3
 """Words after the function word in which a mention noun is looked for (``the for each loop``)."""
+COORDINATED = frozenset("my your our their his her its".split())
+"""After ``his and``, ``my or``: two possessives share one noun (``his and her towels``, ``my or your
+code``; articles do not: ``the and the heap``)."""
+PAIRED = FOLLOWERS | frozenset({"out", "off", "up", "down"})
+"""After ``before and``, ``for or``: a pair of function words used as one noun or adjective (``the before
+and after photos``, ``the for and against arguments``, ``the with and without runs``)."""
+
+
 END_DETERMINERS = frozenset("the an my your our their its every".split())
 """Determiners that never end a sentence (``his``, ``her``, ``this`` may: pronouns)."""
 NAMING = frozenset("or and use vs versus say write spell mean means".split())
@@ -96,7 +104,7 @@ MIN_AFTER_SUBJECT = 2
 """Words between the subject and the question mark (``How you doing?``, ``Where you at?``: chat, not a gap)."""
 _TRIGGERS = FOLLOWERS | END_DETERMINERS | WH_WORDS
 _SENTENCE_END = re.compile(r"[.?!]+(?=[\s\"'”’)\]]|\Z)")
-_CLAUSE_END = re.compile(r"[.?!]+(?=[\s\"'”’)\]]|\Z)|[,;:](?=\s)")
+_CLAUSE_END = re.compile(_SENTENCE_END.pattern + r"|[,;:](?=\s)")  # a sentence's end, or a comma, semicolon or colon
 
 
 def missing_words(text: str, words: Sequence[Word]) -> list[str]:
@@ -175,14 +183,6 @@ def _named(words: Sequence[Word], i: int) -> bool:
         if lower in MENTION_NOUNS or (lower.endswith(("'s", "’s")) and lower[:-2] in MENTION_NOUNS):
             return True
     return False
-
-
-COORDINATED = frozenset("my your our their his her its".split())
-"""After ``his and``, ``my or``: two possessives share one noun (``his and her towels``, ``my or your
-code``; articles do not: ``the and the heap``)."""
-PAIRED = FOLLOWERS | frozenset({"out", "off", "up", "down"})
-"""After ``before and``, ``for or``: a pair of function words used as one noun or adjective (``the before
-and after photos``, ``the for and against arguments``, ``the with and without runs``)."""
 
 
 def _coordinated(text: str, words: Sequence[Word], i: int) -> bool:
