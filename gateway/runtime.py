@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 
 from gateway.admin.auth import AdminAuth, admin_keys
 from gateway.admin.events import EventBus, endpoint_announcer
@@ -39,6 +38,7 @@ from gateway.state.local import LocalState
 from gateway.telemetry import Telemetry
 from gateway.upstream.health import Prober
 from gateway.upstream.http import new_session
+from gateway.upstream.wire import Session
 from gateway.upstream.pool import Endpoint, EndpointPool
 from gateway.upstream.router import TargetRouter
 from gateway.upstream.target import TargetClient
@@ -60,7 +60,7 @@ class Runtime:
     targets: dict[str, TargetClient] = field(default_factory=dict)
     target_pools: dict[str, EndpointPool] = field(default_factory=dict)
     adapter_pools: dict[Role, EndpointPool] = field(default_factory=dict)
-    sessions: list[aiohttp.ClientSession] = field(default_factory=list)
+    sessions: list[Session] = field(default_factory=list)
     prober: Prober | None = None
     builtin_stages: Mapping[Role, StageBackend] = field(default_factory=dict)
     draining: bool = False

@@ -10,13 +10,11 @@ OpenAI-shaped error (:func:`unserved_error`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import msgspec
 
 from gateway.config.models import RefinementMode, TargetConfig
@@ -35,6 +33,7 @@ from gateway.tenants.policy import may_use
 from gateway.telemetry import genai as A, TargetCall
 from gateway.upstream.errors import openai_error_body
 from gateway.upstream.router import TARGET_HEADER, route_headers_of
+from gateway.upstream.wire import WireError
 from gateway.upstream.target import TargetReply
 
 log = logging.getLogger("gateway.chat")
@@ -255,7 +254,7 @@ async def relay(
         if first:
             yield first
         tail = b""
-        async for chunk in response.content.iter_any():
+        async for chunk in response.iter_any():
             if usage is not None:
                 usage.feed(chunk)
             if expect_done and not saw_done and _DONE in tail + chunk:
@@ -272,7 +271,7 @@ async def relay(
             call.fail("stream_incomplete")
             yield sse_error_event(UpstreamUnreachable("the target closed the stream before [DONE]"))
         aborted = False
-    except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+    except (WireError, TimeoutError, ConnectionError) as exc:
         log.warning("target stream broke: %s", type(exc).__name__)
         call.fail("stream_broken")
         if expect_done:

@@ -6,12 +6,10 @@ A stage never raises for upstream trouble: errors come back as ``StageResult.err
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from typing import Any, Protocol
 
-import aiohttp
 import msgspec
 
 from gateway.config.models import AdapterConfig, Role
@@ -20,6 +18,7 @@ from gateway.refinement.prompts import PromptTemplate
 from gateway.refinement.results import StageResult
 from gateway.telemetry import annotate_endpoint, annotate_response
 from gateway.upstream.pool import EndpointPool
+from gateway.upstream.wire import ConnectError, Disconnected, Session, Timeout, WireError
 from gateway.tenants.meter import note_stage
 
 
@@ -69,14 +68,14 @@ class VllmStage:
         config: AdapterConfig,
         template: PromptTemplate,
         pool: EndpointPool,
-        session: aiohttp.ClientSession,
+        session: Session,
     ) -> None:
         self.role = role
         self.config = config
         self.template = template
         self.pool = pool
         self.session = session
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout_s, sock_connect=config.connect_timeout_s)
+        self._timeout = Timeout(connect=config.connect_timeout_s, total=config.timeout_s)
         self._params: dict[str, Any] = {k: v for k, v in config.params.items() if k not in ("model", "messages", "stream")}
         self._version = stage_version(config, template)
         self.canary: Canary | None = None  # a candidate version on a share of the calls (set by the runtime)
@@ -106,25 +105,28 @@ class VllmStage:
         error: str | None = None
         output: str | None = None
         try:
-            async with self.session.post(
+            response = await self.session.post(
                 endpoint.url + "/chat/completions",
                 data=self.request_body(text, model),
                 headers={"content-type": "application/json", **(headers or {})},
                 timeout=self._timeout,
-            ) as response:
+            )
+            try:
                 body = await response.read()
-                annotate_response(response.status, body)  # usage, finish reasons (tracing on)
-                note_stage(self.role.value, body)  # the tenant's stage tokens (gateway.tenants.meter)
-                if response.status != 200:
-                    error = f"http_{response.status}"
-                else:
-                    output = parse_stage_reply(body, self.config.output, self.config.output_key)
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+            finally:
+                response.release()
+            annotate_response(response.status, body)  # usage, finish reasons (tracing on)
+            note_stage(self.role.value, body)  # the tenant's stage tokens (gateway.tenants.meter)
+            if response.status != 200:
+                error = f"http_{response.status}"
+            else:
+                output = parse_stage_reply(body, self.config.output, self.config.output_key)
+        except TimeoutError:
             error = "timeout"
-        except aiohttp.ClientConnectionError:
+        except (ConnectError, Disconnected, ConnectionError):
             error = "connect_error"
             self.pool.mark_failure(endpoint, "connection failed")
-        except aiohttp.ClientError:
+        except WireError:
             error = "http_error"
         except ValueError:
             error = "malformed"

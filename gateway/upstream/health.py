@@ -7,27 +7,30 @@ import logging
 import time
 from collections.abc import Iterable
 
-import aiohttp
 import msgspec
 
 from gateway.upstream.pool import EndpointPool
+from gateway.upstream.wire import Session, Timeout, WireError
 
 log = logging.getLogger("gateway.health")
 
 
-async def probe_endpoint(session: aiohttp.ClientSession, url: str, timeout_s: float, headers: dict[str, str] | None = None) -> tuple[bool, float, str | None]:
+async def probe_endpoint(session: Session, url: str, timeout_s: float, headers: dict[str, str] | None = None) -> tuple[bool, float, str | None]:
     """(up, latency ms, error) for one base URL."""
     started = time.perf_counter()
     try:
-        async with session.get(url + "/models", headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+        response = await session.get(url + "/models", headers=headers, timeout=Timeout(total=timeout_s))
+        try:
             body = await response.read()
-            ok = response.status < 500
-            error = None if ok else f"http_{response.status}"
-            if response.status == 429:
-                error = "http_429"  # alive but shedding load: stays up, and /ready says why
-            elif response.status == 200 and not _is_json(response.headers.get("content-type", ""), body):
-                ok, error = False, "malformed"  # an HTML error page or broken JSON is no OpenAI endpoint
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        finally:
+            response.release()
+        ok = response.status < 500
+        error = None if ok else f"http_{response.status}"
+        if response.status == 429:
+            error = "http_429"  # alive but shedding load: stays up, and /ready says why
+        elif response.status == 200 and not _is_json(response.headers.get("content-type", ""), body):
+            ok, error = False, "malformed"  # an HTML error page or broken JSON is no OpenAI endpoint
+    except (WireError, TimeoutError, OSError, ValueError) as exc:
         ok, error = False, type(exc).__name__
     return ok, (time.perf_counter() - started) * 1000, error
 
@@ -45,7 +48,7 @@ def _is_json(content_type: str, body: bytes) -> bool:
 class Prober:
     """Probes every pool's endpoints concurrently, forever, until cancelled."""
 
-    def __init__(self, pools: Iterable[tuple[EndpointPool, aiohttp.ClientSession, dict[str, str] | None]], interval_s: float) -> None:
+    def __init__(self, pools: Iterable[tuple[EndpointPool, Session, dict[str, str] | None]], interval_s: float) -> None:
         self.pools = list(pools)
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
@@ -53,7 +56,7 @@ class Prober:
     async def probe_all(self) -> None:
         timeout = max(0.5, min(2.0, self.interval_s * 0.8))
 
-        async def one(pool: EndpointPool, session: aiohttp.ClientSession, headers: dict[str, str] | None, endpoint) -> None:  # type: ignore[no-untyped-def]
+        async def one(pool: EndpointPool, session: Session, headers: dict[str, str] | None, endpoint) -> None:  # type: ignore[no-untyped-def]
             was_up = endpoint.up
             ok, ms, error = await probe_endpoint(session, endpoint.url, timeout, headers)
             pool.record_probe(endpoint, ok, ms, error)

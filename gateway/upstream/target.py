@@ -8,24 +8,18 @@ by policy, are :mod:`gateway.upstream.router`'s.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from dataclasses import dataclass, field
-
-import aiohttp
 
 from gateway.config.models import TargetConfig
 from gateway.errors import UpstreamTimeout, UpstreamUnreachable
 from gateway.upstream.http import relay_headers
 from gateway.upstream.pool import Endpoint, EndpointPool
+from gateway.upstream.wire import ConnectTimeout, Disconnected, Response, Session, Timeout, WireError
 from gateway.telemetry import annotate_endpoint
 
-_CONNECTION_ERRORS = (
-    aiohttp.ClientConnectionError,  # refused, reset, server disconnected, connect timeout
-    aiohttp.ClientPayloadError,
-    ConnectionError,
-)
+_CONNECTION_ERRORS = (WireError, ConnectionError)  # refused, reset, dropped, not HTTP (after the timeouts)
 
 
 @dataclass(slots=True)
@@ -35,7 +29,7 @@ class TargetReply:
     status: int
     headers: dict[str, str]
     body: bytes | None = None
-    response: aiohttp.ClientResponse | None = None
+    response: Response | None = None
     endpoint: Endpoint | None = None
     pool: EndpointPool | None = field(default=None, repr=False)
     url: str | None = None  # the endpoint (replica) that answered
@@ -56,13 +50,11 @@ class TargetReply:
 class TargetClient:
     """Sends chat completion requests to one target's endpoints."""
 
-    def __init__(self, config: TargetConfig, pool: EndpointPool, session: aiohttp.ClientSession) -> None:
+    def __init__(self, config: TargetConfig, pool: EndpointPool, session: Session) -> None:
         self.config = config
         self.pool = pool
         self.session = session
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s
-        )
+        self._timeout = Timeout(connect=config.connect_timeout_s, read=config.timeout_s)
         key = os.environ.get(config.api_key_env) if config.api_key_env else None
         self._base_headers = {"content-type": "application/json", "accept-encoding": "identity"}
         if key:
@@ -97,7 +89,7 @@ class TargetClient:
             tried.append(endpoint)
             annotate_endpoint(endpoint.url)  # server.address/port on the target span (tracing on)
             self.pool.acquire(endpoint)
-            response: aiohttp.ClientResponse | None = None
+            response: Response | None = None
             started = time.perf_counter()
             try:
                 response = await self.session.post(
@@ -110,9 +102,9 @@ class TargetClient:
                         200, relay_headers(response.headers), response=response, endpoint=endpoint, pool=self.pool, url=endpoint.url
                     )
                 payload = await response.read()
-            except aiohttp.ConnectionTimeoutError:
+            except ConnectTimeout:
                 last_error, reason = f"connect timeout to {endpoint.url}", "connect timeout"
-            except (aiohttp.SocketTimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 self.pool.release(endpoint)
                 if response is not None:
                     response.close()
@@ -157,7 +149,6 @@ class TargetClient:
 
 
 def _maybe_stale(exc: BaseException) -> bool:
-    """A connection dropped after it was established (not a refused or failed connect)."""
-    return isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)) and not isinstance(
-        exc, aiohttp.ClientConnectorError
-    )
+    """A connection dropped after it was established and before any byte of the answer (not a
+    refused or failed connect)."""
+    return isinstance(exc, Disconnected) and not exc.answered

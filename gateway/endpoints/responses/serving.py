@@ -14,7 +14,6 @@ when some could not be asked, the last such error (502/504).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
@@ -22,7 +21,6 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 import msgspec
 from litestar import Request, Response
 from litestar.response import Stream
@@ -44,6 +42,7 @@ from gateway.telemetry.middleware import MODEL_KEY, REFINE_KEY
 from gateway.upstream.errors import openai_error_body
 from gateway.upstream.http import relay_headers
 from gateway.upstream.router import CREDENTIAL_REFUSED, TARGET_HEADER, route_headers_of
+from gateway.upstream.wire import ConnectTimeout, Timeout, WireError
 from gateway.upstream.target import TargetClient, TargetReply
 from gateway.tenants.gate import tenant_headers
 from gateway.tenants.meter import current_partition, current_tenant, stream_meter
@@ -254,7 +253,7 @@ class Responses:
         try:
             yield translator.start()
             try:
-                async for chunk in response.content.iter_any():
+                async for chunk in response.iter_any():
                     if usage is not None:
                         usage.feed(chunk)
                     if out := translator.feed(chunk):
@@ -263,7 +262,7 @@ class Responses:
                     call.fail("stream_incomplete")
                     yield translator.fail("the target closed the stream before the response completed")
                 aborted = False
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            except (WireError, TimeoutError, ConnectionError) as exc:
                 log.warning("target stream broke: %s", type(exc).__name__)
                 call.fail("stream_broken")
                 yield translator.fail(f"the target stream broke ({type(exc).__name__})")
@@ -293,7 +292,7 @@ class Responses:
         usage = stream_meter()  # the tenant's usage (response.completed)
         try:
             try:
-                async for chunk in response.content.iter_any():
+                async for chunk in response.iter_any():
                     watch.feed(chunk)
                     if not recorded and watch.response_id is not None:
                         recorded = True
@@ -305,7 +304,7 @@ class Responses:
                     call.fail("stream_incomplete")
                     yield watch.failure("the target closed the stream before the response completed", request)
                 aborted = False
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            except (WireError, TimeoutError, ConnectionError) as exc:
                 log.warning("target stream broke: %s", type(exc).__name__)
                 call.fail("stream_broken")
                 yield watch.failure(f"the target stream broke ({type(exc).__name__})", request)
@@ -388,17 +387,20 @@ async def _request(target: TargetClient, method: str, path: str, url: str | None
     key = os.environ.get(config.api_key_env) if config.api_key_env else None
     if key:
         headers["authorization"] = f"Bearer {key}"
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s)
+    timeout = Timeout(connect=config.connect_timeout_s, read=config.timeout_s)
     pool.acquire(endpoint)
     try:
-        async with target.session.request(method, endpoint.url + path, headers=headers, timeout=timeout) as response:
+        response = await target.session.request(method, endpoint.url + path, headers=headers, timeout=timeout)
+        try:
             if response.status in CREDENTIAL_REFUSED:
                 raise UpstreamCredentialRefused.of(config.name, response.status)
             body = await response.read()
-            return response.status, relay_headers(response.headers), body
-    except (aiohttp.SocketTimeoutError, asyncio.TimeoutError):
-        raise UpstreamTimeout(f"the target {config.name!r} did not answer within {config.timeout_s:g}s") from None
-    except (aiohttp.ClientError, ConnectionError) as exc:
+        finally:
+            response.release()
+        return response.status, relay_headers(response.headers), body
+    except (WireError, ConnectionError, TimeoutError) as exc:
+        if isinstance(exc, TimeoutError) and not isinstance(exc, ConnectTimeout):  # connected, no answer in time
+            raise UpstreamTimeout(f"the target {config.name!r} did not answer within {config.timeout_s:g}s") from None
         pool.mark_failure(endpoint, f"{type(exc).__name__}: {exc}")
         where = f"the replica of target {config.name!r} that stored this response" if url is not None else f"the target {config.name!r}"
         raise UpstreamUnreachable(f"{where} is unreachable ({type(exc).__name__})") from None
