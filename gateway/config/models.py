@@ -41,6 +41,8 @@ def _check_base_url(url: HttpUrl) -> HttpUrl:
     """An OpenAI base URL must end in ``/v1``."""
     if not str(url).rstrip("/").endswith("/v1"):
         raise ValueError(f"endpoint {str(url)!r} must be an OpenAI-compatible base URL ending in /v1")
+    if url.username is not None or url.password is not None:  # the upstream client never sends them
+        raise ValueError(f"endpoint of host {url.host!r} has credentials in its URL: give the key with api_key_env instead")
     return url
 
 

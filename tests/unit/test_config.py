@@ -56,6 +56,7 @@ def test_missing_env_is_an_error_with_path(tmp_path: Path) -> None:
         ({"targets": []}, "targets"),
         ({"targets": [{"name": "m", "endpoints": ["http://a:1"]}]}, "targets[0].endpoints[0]"),
         ({"targets": [{"name": "m", "endpoints": ["not a url"]}]}, "targets[0].endpoints[0]"),
+        ({"targets": [{"name": "m", "endpoints": ["https://user:secret@a:1/v1"]}]}, "targets[0].endpoints[0]"),  # never sent
         ({**minimal(), "refinement": {"drift": {"max_drift": 3}}}, "refinement.drift.max_drift"),
         ({**minimal(), "refinement": {"stages": ["cleaner", "poet"]}}, "refinement.stages[1]"),
         ({**minimal(), "server": {"port": "eighty"}}, "server.port"),

@@ -921,3 +921,9 @@ async def test_a_connect_that_gets_no_answer_is_a_connect_timeout() -> None:
         for filler in fillers:
             filler.close()
         listener.close()
+
+
+async def test_a_url_with_credentials_is_refused_not_sent_without_them(session: Session) -> None:
+    with pytest.raises(ValueError, match="credentials"):
+        await session.post("http://user:secret@127.0.0.1:9/v1/chat/completions", data=b"{}")
+    assert session.open_connections == 0

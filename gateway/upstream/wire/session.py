@@ -53,6 +53,8 @@ def split_url(url: str) -> tuple[Origin, str]:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url!r}")
+    if parts.username is not None or parts.password is not None:  # never sent: say so rather than drop them
+        raise ValueError("credentials in an upstream URL are not sent; give the key with api_key_env")
     default = 443 if scheme == "https" else 80
     port = parts.port or default
     host = parts.hostname
