@@ -100,7 +100,7 @@ class Runtime:
             if adapter is None or role in backends:
                 continue
             pool = adapter_pool(role, adapter)
-            session = new_session(adapter.max_connections)
+            session = new_session(adapter.max_connections, retry_stale=True)
             self.sessions.append(session)
             stage = backends[role] = VllmStage(role, adapter, load_template(adapter.prompt), pool, session)
             if adapter.canary is not None:

@@ -331,8 +331,34 @@ async def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(sess
         assert [request.target for request in peer.requests] == ["/a", "/b"]
 
 
-async def test_a_reused_connection_dropped_before_any_answer_is_disconnected_reused_unanswered(session: Session) -> None:
+async def test_a_reused_connection_dropped_before_any_answer_is_retried_once_on_the_next() -> None:
     # the keep-alive race made deterministic: the server takes the second request, then closes
+    # without a byte of answer; the client sends it again on a fresh connection
+    async def handler(peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await peer.next_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        if peer.accepted == 1:
+            await peer.next_request(reader)
+            writer.close()
+            return
+        await peer.next_request(reader)
+
+    session = Session(4, retry_stale=True)
+    async with Peer(handler) as peer:
+        response = await session.get(peer.url + "/a")
+        assert await response.read() == b"ok"
+        response.release()
+        again = await asyncio.wait_for(session.get(peer.url + "/b"), 1.0)
+        assert await again.read() == b"ok"
+        again.release()
+        assert [r.target for r in peer.requests] == ["/a", "/b", "/b"]
+        assert peer.accepted == 2
+        assert session.open_connections == 1
+    await session.close()
+
+
+async def test_without_retry_stale_a_reused_connection_dropped_before_any_answer_is_disconnected(session: Session) -> None:
     async def handler(peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await peer.next_request(reader)
         writer.write(OK)
@@ -346,10 +372,50 @@ async def test_a_reused_connection_dropped_before_any_answer_is_disconnected_reu
         response.release()
         with pytest.raises(Disconnected) as caught:
             await asyncio.wait_for(session.get(peer.url + "/b"), 1.0)
+        assert (caught.value.reused, caught.value.answered) == (True, False)
+        assert peer.accepted == 1  # the caller decides where to try again
+
+
+async def test_a_fresh_connection_dropped_before_any_answer_is_not_retried() -> None:
+    async def handler(peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await peer.next_request(reader)
+        writer.close()  # took the request, never answered: it may have been processed
+
+    session = Session(4, retry_stale=True)  # even so: only a reused connection is the keep-alive race
+    async with Peer(handler) as peer:
+        with pytest.raises(Disconnected) as caught:
+            await asyncio.wait_for(session.post(peer.url + "/once", data=b"{}"), 1.0)
+        assert caught.value.reused is False
+        assert caught.value.answered is False
+        assert peer.accepted == 1
+        assert session.open_connections == 0
+    await session.close()
+
+
+async def test_a_reused_connection_that_drops_twice_raises_disconnected_reused() -> None:
+    # two pooled connections, both closed by the server after the next request: one retry, then the error
+    async def handler(peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await peer.next_request(reader)
+        await asyncio.sleep(0.05)  # both first requests are in flight together: two connections
+        writer.write(OK)
+        await writer.drain()
+        await peer.next_request(reader)
+        writer.close()
+
+    session = Session(4, retry_stale=True)
+    async with Peer(handler) as peer:
+        first = await asyncio.gather(session.get(peer.url + "/a"), session.get(peer.url + "/a"))
+        for response in first:
+            assert await response.read() == b"ok"
+            response.release()
+        assert peer.accepted == 2
+        with pytest.raises(Disconnected) as caught:
+            await asyncio.wait_for(session.get(peer.url + "/b"), 1.0)
         assert caught.value.reused is True
         assert caught.value.answered is False
+        assert [r.target for r in peer.requests].count("/b") == 2  # sent, then sent once more
         assert session.open_connections == 0
-        assert peer.accepted == 1
+    await session.close()
 
 
 # -- 4. connect and timeouts

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from gateway.upstream.wire.connection import Connection, Response
-from gateway.upstream.wire.errors import ConnectError, ConnectTimeout, ReadTimeout
+from gateway.upstream.wire.errors import ConnectError, ConnectTimeout, Disconnected, ReadTimeout
 from gateway.upstream.wire.timeout import NO_TIMEOUT, Timeout
 
 _MAX_ROUTES = 4096  # distinct URLs remembered parsed (endpoints × paths: a few dozen in practice)
@@ -76,7 +76,9 @@ def _header_lines(headers: Mapping[str, str]) -> str:
 
 
 class Session:
-    """Keep-alive HTTP/1.1 connections to any number of origins, at most ``max_connections`` open."""
+    """Keep-alive HTTP/1.1 connections to any number of origins, at most ``max_connections`` open;
+    ``retry_stale``: a request whose reused connection closed before any byte of the answer is
+    sent once more (off by default: whether that is safe is the caller's to say)."""
 
     def __init__(
         self,
@@ -84,9 +86,11 @@ class Session:
         *,
         keepalive_s: float = 30.0,
         force_close: bool = False,
+        retry_stale: bool = False,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.max_connections = max(1, max_connections)
+        self.retry_stale = retry_stale  # a reused connection dropped before any answer: send once more
         self.keepalive_s = keepalive_s
         self.force_close = force_close  # one exchange per connection
         self.tls = tls
@@ -131,6 +135,16 @@ class Session:
         if data:
             head.append(data)
         request = b"".join(head)
+        conn = await self._acquire(origin, loop, timeout.connect, deadline)
+        try:
+            return await conn.exchange(request, timeout.read, deadline)
+        except Disconnected as exc:
+            if not self.retry_stale or not exc.reused or exc.answered:
+                raise
+        # A pooled connection the upstream closed as it was picked (the keep-alive race: an idle
+        # timeout on the other side, such as uvicorn's 5 s in front of vLLM): nothing came back.
+        # Once more, on the next connection (``retry_stale``; a caller with other endpoints to
+        # try, as a target's client, leaves it off and moves on to the next endpoint instead).
         conn = await self._acquire(origin, loop, timeout.connect, deadline)
         return await conn.exchange(request, timeout.read, deadline)
 
