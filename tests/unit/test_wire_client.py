@@ -358,7 +358,7 @@ async def test_a_reused_connection_dropped_before_any_answer_is_retried_once_on_
     await session.close()
 
 
-async def test_without_retry_stale_a_reused_connection_dropped_before_any_answer_is_disconnected(session: Session) -> None:
+async def test_without_retry_stale_a_post_on_a_reused_connection_dropped_before_any_answer_is_disconnected(session: Session) -> None:
     async def handler(peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await peer.next_request(reader)
         writer.write(OK)
@@ -367,13 +367,55 @@ async def test_without_retry_stale_a_reused_connection_dropped_before_any_answer
         writer.close()
 
     async with Peer(handler) as peer:
-        response = await session.get(peer.url + "/a")
+        response = await session.post(peer.url + "/a", data=b"{}")
         assert await response.read() == b"ok"
         response.release()
         with pytest.raises(Disconnected) as caught:
-            await asyncio.wait_for(session.get(peer.url + "/b"), 1.0)
+            await asyncio.wait_for(session.post(peer.url + "/b", data=b"{}"), 1.0)
         assert (caught.value.reused, caught.value.answered) == (True, False)
         assert peer.accepted == 1  # the caller decides where to try again
+
+
+async def test_a_get_on_a_reused_connection_dropped_before_any_answer_is_sent_again(session: Session) -> None:
+    # idempotent: a health probe meeting the keep-alive race is not a failed probe
+    async def handler(peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await peer.next_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        if peer.accepted == 1:
+            await peer.next_request(reader)
+            writer.close()
+            return
+        await peer.next_request(reader)
+
+    async with Peer(handler) as peer:
+        for path in ("/models", "/models"):
+            response = await asyncio.wait_for(session.get(peer.url + path), 1.0)
+            assert await response.read() == b"ok"
+            response.release()
+        assert peer.accepted == 2
+        assert len(peer.requests) == 3
+
+
+async def test_idle_connections_past_keepalive_s_are_closed_without_traffic() -> None:
+    async def handler(peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await peer.next_request(reader) is not None:
+            await asyncio.sleep(0.05)  # concurrent requests get connections of their own
+            writer.write(OK)
+            await writer.drain()
+
+    session = Session(8, keepalive_s=0.2)
+    try:
+        async with Peer(handler) as peer:
+            answers = await asyncio.gather(*(session.get(peer.url + "/x") for _ in range(3)))
+            for response in answers:
+                assert await response.read() == b"ok"
+                response.release()
+            assert session.open_connections == 3
+            await eventually(lambda: session.open_connections == 0)  # no request came to look at them
+            await eventually(lambda: peer.open == 0)
+    finally:
+        await session.close()
 
 
 async def test_a_fresh_connection_dropped_before_any_answer_is_not_retried() -> None:

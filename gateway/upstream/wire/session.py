@@ -25,6 +25,7 @@ from gateway.upstream.wire.connection import Connection, Response
 from gateway.upstream.wire.errors import ConnectError, ConnectTimeout, Disconnected, ReadTimeout
 from gateway.upstream.wire.timeout import NO_TIMEOUT, Timeout
 
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})  # RFC 9110 9.2.2: safe to send again
 _MAX_ROUTES = 4096  # distinct URLs remembered parsed (endpoints × paths: a few dozen in practice)
 _default_tls: ssl.SSLContext | None = None
 
@@ -100,6 +101,7 @@ class Session:
         self._connecting = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._routes: dict[str, tuple[Origin, bytes]] = {}
+        self._sweep: asyncio.TimerHandle | None = None  # closes idle connections past keepalive_s
 
     # -- requests
 
@@ -139,12 +141,13 @@ class Session:
         try:
             return await conn.exchange(request, timeout.read, deadline)
         except Disconnected as exc:
-            if not self.retry_stale or not exc.reused or exc.answered:
+            if not exc.reused or exc.answered or not (self.retry_stale or method in IDEMPOTENT):
                 raise
         # A pooled connection the upstream closed as it was picked (the keep-alive race: an idle
         # timeout on the other side, such as uvicorn's 5 s in front of vLLM): nothing came back.
-        # Once more, on the next connection (``retry_stale``; a caller with other endpoints to
-        # try, as a target's client, leaves it off and moves on to the next endpoint instead).
+        # Once more, on the next connection: always for an idempotent method (a health probe's
+        # GET), for a POST with ``retry_stale`` (a caller with other endpoints to try, as a
+        # target's client, leaves it off and moves on to the next endpoint instead).
         conn = await self._acquire(origin, loop, timeout.connect, deadline)
         return await conn.exchange(request, timeout.read, deadline)
 
@@ -231,8 +234,31 @@ class Session:
         if self.closed or self.force_close:
             conn.close()
             return
-        self._idle.setdefault(conn.key, []).append(conn)
+        self._idle.setdefault(conn.key, []).append(conn)  # oldest first: idle_since only grows along a list
+        if self._sweep is None:
+            self._sweep = conn.loop.call_later(self.keepalive_s, self._close_expired)
         self._wake_one()
+
+    def _close_expired(self) -> None:
+        """Close the idle connections past ``keepalive_s`` (the front of each list); run again
+        while any stay idle."""
+        self._sweep = None
+        if self.closed:
+            return
+        next_due: float | None = None
+        for idle in self._idle.values():
+            while idle:
+                conn = idle[0]
+                due = conn.idle_since + self.keepalive_s
+                if due > conn.loop.time():
+                    next_due = due if next_due is None else min(next_due, due)
+                    break
+                conn.close()  # on_lost takes it off the list
+                if idle and idle[0] is conn:
+                    idle.pop(0)
+        if next_due is not None:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_at(next_due, self._close_expired)
 
     def _on_lost(self, conn: Connection) -> None:
         self._open.discard(conn)
@@ -262,6 +288,9 @@ class Session:
     async def close(self) -> None:
         """Close every connection; requests after this raise."""
         self.closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for conn in list(self._open):
             conn.close()
         self._idle.clear()
@@ -271,4 +300,4 @@ class Session:
         self._waiters.clear()
 
 
-__all__ = ["Origin", "Session", "default_tls", "split_url"]
+__all__ = ["IDEMPOTENT", "Origin", "Session", "default_tls", "split_url"]
