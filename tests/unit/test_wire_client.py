@@ -130,6 +130,23 @@ async def keep_alive(peer: Peer, reader: asyncio.StreamReader, writer: asyncio.S
         await writer.drain()
 
 
+def stalls_on(path: str, head: bytes) -> Handler:
+    """A keep-alive peer answering ``OK``, except to ``path``: ``head`` (the start of an answer),
+    then nothing until the client closes the connection."""
+
+    async def handler(peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (request := await peer.next_request(reader)) is not None:
+            if request.target == path:
+                writer.write(head)
+                await writer.drain()
+                await reader.read()  # until the client closes
+                return
+            writer.write(OK)
+            await writer.drain()
+
+    return handler
+
+
 async def eventually(condition: Callable[[], bool], within: float = 1.0) -> None:
     """Wait (a loaded machine may be slow) until ``condition()`` holds; fail after ``within`` s."""
     end = time.monotonic() + within
@@ -743,17 +760,7 @@ async def test_a_slow_iter_any_reader_stays_bounded_and_gets_every_byte(session:
 
 
 async def test_cancelling_a_read_mid_body_closes_that_connection(session: Session) -> None:
-    async def handler(peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while (request := await peer.next_request(reader)) is not None:
-            if request.target == "/stall":
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-                await writer.drain()
-                await reader.read()  # until the client closes
-                return
-            writer.write(OK)
-            await writer.drain()
-
-    async with Peer(handler) as peer:
+    async with Peer(stalls_on("/stall", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")) as peer:
         response = await session.get(peer.url + "/stall")
         assert session.open_connections == 1
         reading = asyncio.create_task(response.read())
@@ -809,17 +816,7 @@ async def test_release_after_a_full_read_keeps_the_connection(session: Session) 
 
 
 async def test_release_before_the_body_ended_closes_the_connection(session: Session) -> None:
-    async def handler(peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while (request := await peer.next_request(reader)) is not None:
-            if request.target == "/long":
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nstart")
-                await writer.drain()
-                await reader.read()
-                return
-            writer.write(OK)
-            await writer.drain()
-
-    async with Peer(handler) as peer:
+    async with Peer(stalls_on("/long", b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nstart")) as peer:
         response = await session.get(peer.url + "/long")
         assert response.status == 200
         response.release()
