@@ -50,10 +50,6 @@ def new_session(max_connections: int, *, force_close: bool = False, retry_stale:
 def relay_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Upstream response headers worth passing to the client (``retry-after``, rate limits, request
     ids); the account-wide ``x-ratelimit-*`` are dropped for tenant keys by
-    :func:`gateway.tenants.gate.metered`."""
-    out: dict[str, str] = {}
-    for name, value in headers.items():
-        lowered = name.lower()
-        if lowered not in HOP_BY_HOP and not lowered.startswith("x-mpr-"):
-            out[lowered] = value
-    return out
+    :func:`gateway.tenants.gate.metered`. ``headers``: a wire :class:`~gateway.upstream.wire.Response`'s,
+    whose names are lowercased already."""
+    return {name: value for name, value in headers.items() if name not in HOP_BY_HOP and not name.startswith("x-mpr-")}

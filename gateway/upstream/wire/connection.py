@@ -197,13 +197,21 @@ class Connection(asyncio.Protocol):
         self.on_idle(self)
 
     def close(self) -> None:
+        if not self.closed:
+            self._shut(Disconnected("the connection was closed", answered=self._answered, reused=self.reused))
+
+    def _shut(self, error: WireError, *, abort: bool = False) -> None:
+        """Closed for good: the exchange in flight ends with ``error``, the pool forgets it."""
         if self.closed:
             return
         self.closed = True
         self._disarm()
         if self.transport is not None:
-            self.transport.close()
-        self._fail(Disconnected("the connection was closed", answered=self._answered, reused=self.reused))
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
+        self._fail(error)
         self.on_lost(self)
 
     def pause(self) -> None:
@@ -252,12 +260,7 @@ class Connection(asyncio.Protocol):
         if not late and (self._read_s is None or now < self._last_read + self._read_s):
             self._arm()
             return
-        error = ReadTimeout("the upstream's answer did not arrive in time")
-        self._fail(error)
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
-        self.on_lost(self)
+        self._shut(ReadTimeout("the upstream's answer did not arrive in time"), abort=True)
 
     # -- asyncio.Protocol
 
@@ -283,10 +286,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._end_of_stream()
         if not self.closed:
-            self.closed = True
-            self._disarm()
-            self._fail(Disconnected("the upstream closed the connection", answered=self._answered, reused=self.reused))
-            self.on_lost(self)
+            self._shut(Disconnected("the upstream closed the connection", answered=self._answered, reused=self.reused))
 
     def _end_of_stream(self) -> None:
         """The upstream closed its side: an answer with no length ends here (HTTP/1.0 style)."""
