@@ -8,8 +8,7 @@ earlier ones get the presentation remembered for them (:mod:`gateway.refinement.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from gateway.errors import InvalidRequest
 from gateway.refinement.history import Presentation
@@ -17,9 +16,9 @@ from gateway.refinement.history import Presentation
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
-@dataclass(frozen=True, slots=True)
-class PromptSlot:
-    """Where the refinable text lives: message index and the text it holds."""
+class PromptSlot(NamedTuple):
+    """Where the refinable text lives: message index and the text it holds (a tuple: made for
+    every user turn of every refined request, and a frozen dataclass's ``__init__`` costs ≈4×)."""
 
     index: int
     text: str
@@ -66,11 +65,10 @@ def user_turns(messages: list[dict[str, Any]]) -> tuple[list[PromptSlot], bool]:
     """Every user message in order (text ``""`` when it has none) and whether the conversation
     ends with one — a new turn, the only one ever refined (a conversation ending with a tool
     result or an assistant message has none)."""
-    slots = [
-        PromptSlot(index, _text_of(message.get("content")) or "")
-        for index, message in enumerate(messages)
-        if message.get("role") == "user"
-    ]
+    slots = []
+    for index, message in enumerate(messages):  # a loop, not a comprehension: one call fewer on 3.11
+        if message.get("role") == "user":
+            slots.append(PromptSlot(index, _text_of(message.get("content")) or ""))
     return slots, bool(slots) and slots[-1].index == len(messages) - 1
 
 

@@ -59,7 +59,8 @@ class RefinementRun:
         if outcome is None:
             headers = mpr_headers(refinement_header(self.mode, None), 0.0)
         else:
-            headers = mpr_headers(refinement_header(self.mode, outcome.header), outcome.elapsed_ms)
+            header = outcome.header if self.mode == "apply" else refinement_header(self.mode, outcome.header)
+            headers = mpr_headers(header, outcome.elapsed_ms)
         if self.history is not None:
             headers[HISTORY_HEADER] = self.history
         return headers

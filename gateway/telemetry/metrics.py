@@ -141,6 +141,17 @@ class _Counter:
         return fam
 
 
+class _Tally:
+    """Stage-less refinements of one (gate decision, roles) since the last :meth:`Metrics.fold`:
+    the counter series and labels each adds one to, and the duration histogram's child."""
+
+    __slots__ = ("roles", "counts", "duration", "pending")
+
+    def __init__(self, roles: Sequence[Any], counts: tuple[tuple[dict[Any, float], tuple[str, str]], ...], duration: list[float]) -> None:
+        self.roles, self.counts, self.duration = roles, counts, duration
+        self.pending = 0
+
+
 class _InFlight:
     """A gauge child with ``inc``/``dec`` (the middleware's interface)."""
 
@@ -271,13 +282,14 @@ class Metrics:
         r.register(self)  # type: ignore[arg-type]
         self.exposition = r  # what render() exposes: this registry, or the whole server's (workers)
         self._request_children: dict[tuple[str, str, int], tuple[tuple[str, str, str], list[float]]] = {}
-        self._unstaged: dict[tuple[Any, int, bool], tuple[Sequence[Any], tuple[tuple[dict[Any, float], tuple[str, str]], ...], list[float]]] = {}
+        self._unstaged: dict[tuple[Any, int, bool], _Tally] = {}
 
     # -- collector ------------------------------------------------------------------------
     def describe(self) -> Iterator[Any]:
         return iter(())
 
     def collect(self) -> Iterator[Any]:
+        self.fold()
         yield self.requests.family()
         yield self.request_duration.family()
         in_flight = GaugeMetricFamily("mpr_requests_in_flight", "Requests being served now, by route template", labels=["route"])
@@ -332,23 +344,35 @@ class Metrics:
         """A refinement that ran no stage (the skip path: every stage ``skipped``; or one that
         failed before its stages: ``error``): the gate's decision (``(refine, reason)``, None: not
         consulted), one stage outcome per role, and the duration as ``skipped`` or ``fallback``.
-        The label tuples and histogram series are looked up once per (decision, roles sequence)
-        — keyed by identity: the refiner's default stages are one tuple, and hashing an Enum
-        runs Python code — so a skip costs a few dictionary updates."""
+        The counters move at scrape time (:meth:`fold`): a skip adds one to its tally of this
+        (decision, roles sequence), keyed by identity (the refiner's default stages are one tuple,
+        and hashing an Enum runs Python code), and observes its duration."""
         key = (gate, id(roles), skipped)
-        cached = self._unstaged.get(key)
-        if cached is None or cached[0] is not roles:
+        tally = self._unstaged.get(key)
+        if tally is None or tally.roles is not roles:
             if len(self._unstaged) >= 64:  # requested stage lists are new sequences each time
+                self.fold()
                 self._unstaged.clear()
-            outcome = "skipped" if skipped else "error"
-            counts = [(self.stage_outcomes.series, (role._value_, outcome)) for role in roles]  # _value_: Enum.value is a Python property
-            if gate is not None:
-                counts.append((self.gate_decisions.series, ("refine" if gate[0] else "skip", gate[1])))
-            duration = self.refinement_duration.child(("skipped" if skipped else "fallback",))
-            cached = self._unstaged[key] = (roles, tuple(counts), duration)
-        for series, labels in cached[1]:
-            series[labels] = series.get(labels, 0.0) + 1.0
-        self.refinement_duration.observe(cached[2], seconds)
+            tally = self._unstaged[key] = self._tally(gate, roles, skipped)
+        tally.pending += 1
+        self.refinement_duration.observe(tally.duration, seconds)
+
+    def _tally(self, gate: tuple[bool, str] | None, roles: Sequence[Any], skipped: bool) -> _Tally:
+        outcome = "skipped" if skipped else "error"
+        counts = [(self.stage_outcomes.series, (role._value_, outcome)) for role in roles]  # _value_: Enum.value is a Python property
+        if gate is not None:
+            counts.append((self.gate_decisions.series, ("refine" if gate[0] else "skip", gate[1])))
+        return _Tally(roles, tuple(counts), self.refinement_duration.child(("skipped" if skipped else "fallback",)))
+
+    def fold(self) -> None:
+        """Move the stage-less refinements tallied since the last fold into their counters
+        (before anything reads ``stage_outcomes`` or ``gate_decisions``: a scrape, a snapshot)."""
+        for tally in self._unstaged.values():
+            n = tally.pending
+            if n:
+                tally.pending = 0
+                for series, labels in tally.counts:
+                    series[labels] = series.get(labels, 0.0) + n
 
     def stage_latency(self, stage: str, seconds: float) -> None:
         self.stage_duration.observe(self.stage_duration.child((stage,)), seconds)
@@ -366,8 +390,12 @@ class Metrics:
         self.description_outcomes.inc((outcome, mode))
 
     def refinement_share(self, model: str, share: float) -> None:
-        """``refine_s / ttfb_s`` of one request, clamped to [0, 1]."""
-        self.refinement_ttfb_share.observe(self.refinement_ttfb_share.child((model,)), min(1.0, max(0.0, share)))
+        """``refine_s / ttfb_s`` of one request, clamped to [0, 1] (every refined request: one call)."""
+        histogram = self.refinement_ttfb_share
+        values = histogram.series.get((model,)) or histogram.child((model,))
+        share = 1.0 if share > 1.0 else share if share > 0.0 else 0.0
+        values[bisect_left(histogram.bounds, share)] += 1
+        values[-1] += share
 
     def shadow_refinement(self, result: str) -> None:
         self.shadow_refinements.inc((result,))

@@ -94,6 +94,7 @@ def _process_values(collector: ProcessCollector) -> dict[str, float]:
 
 def take_snapshot(metrics: Metrics, process: ProcessCollector, *, final: bool = False) -> Snapshot:
     """The current values of ``metrics`` (and this process's resource figures)."""
+    metrics.fold()
     up: Series = []
     outstanding: Series = []
     for family in metrics._pools.collect():

@@ -137,6 +137,11 @@ class RecentRefinements:
 
     def settle(self, entries: list[RecentOutcome], status: int) -> None:
         """The request these ``entries`` belong to was answered ``status``: a 4xx/5xx makes them ``failed``."""
+        if status < 400:  # most answers: every result stands
+            for entry in entries:
+                if entry.status is None:
+                    entry.status = status
+            return
         for entry in entries:
             if entry.status is not None:
                 continue

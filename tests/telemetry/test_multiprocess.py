@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 
+from gateway.config.models import Role
 from gateway.telemetry.metrics import Metrics
 from gateway.telemetry.multiprocess import (
     Snapshot,
@@ -106,3 +107,26 @@ def test_a_worker_renders_the_whole_server(tmp_path: Path) -> None:
     assert _value(text, "mpr_test_up") == 1  # its gauge: the serving worker's own
     types = set(re.findall(r"^# TYPE .*$", alone, re.M))
     assert types <= set(re.findall(r"^# TYPE .*$", text, re.M))  # the same families, same types
+
+
+def test_skips_tallied_between_scrapes_reach_the_counters_and_every_snapshot() -> None:
+    """``Metrics.unstaged`` tallies a skip and folds it into the counters when they are read:
+    a scrape, a worker's snapshot, or the tally table filling up with new stage lists."""
+    metrics = Metrics(process=False)
+    default = (Role.CLEANER, Role.DESCRIBER)  # the refiner's default stages: one tuple
+    for _ in range(3):
+        metrics.unstaged((False, "clean"), default, True, 0.0001)
+    assert metrics.stage_outcomes.series.get(("cleaner", "skipped")) is None  # tallied, not yet folded
+    text = metrics.render().decode()
+    assert _value(text, 'mpr_skip_gate_decisions_total{decision="skip",reason="clean"}') == 3
+    assert _value(text, 'mpr_stage_outcomes_total{outcome="skipped",stage="describer"}') == 3
+    assert _value(text, 'mpr_refinement_duration_seconds_count{result="skipped"}') == 3
+    metrics.unstaged((False, "clean"), default, True, 0.0001)
+    snap = take_snapshot(metrics, ProcessCollector(registry=None))
+    assert dict((tuple(k), v) for k, v in snap.counters["mpr_stage_outcomes"])[("cleaner", "skipped")] == 4
+    for _ in range(70):  # requested stage lists: a new sequence each time, the table is cleared at 64
+        metrics.unstaged(None, [Role.CLEANER], False, 0.0001)
+    metrics.fold()
+    assert metrics.stage_outcomes.series[("cleaner", "error")] == 70
+    assert metrics.stage_outcomes.series[("cleaner", "skipped")] == 4
+    assert metrics.gate_decisions.series[("skip", "clean")] == 4

@@ -18,7 +18,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from gateway.upstream.wire.connection import Connection, Response
@@ -38,9 +38,11 @@ def default_tls() -> ssl.SSLContext:
     return _default_tls
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a connection goes: scheme, host, port (the pool's key) and the ``host`` header."""
+class Origin(NamedTuple):
+    """Where a connection goes: scheme, host, port (the pool's key) and the ``host`` header.
+
+    A tuple, not a frozen dataclass: it keys the idle pool on every request, and a dataclass's
+    ``__hash__`` and ``__eq__`` are Python functions (two calls per request), a tuple's are C."""
 
     scheme: str
     host: str
