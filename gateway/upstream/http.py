@@ -38,13 +38,17 @@ HOP_BY_HOP = frozenset(
 )
 
 
+IDLE_KEEPALIVE_S = 30.0
+"""How long an upstream connection may sit idle in a session's pool before it is closed."""
+
+
 def new_session(max_connections: int, *, force_close: bool = False, retry_stale: bool = False) -> Session:
-    """A session with its own connections (idle ones closed after 30 s); each call sets its own
+    """A session with its own connections (idle ones closed after :data:`IDLE_KEEPALIVE_S`); each call sets its own
     timeout. It keeps no cookies: a session serves every tenant, so a cookie one call's answer set
     (a CDN's bot cookie, a session id) must not go out with the next call. ``retry_stale`` (the
     adapters' sessions): a pooled connection the worker closed as it was picked is not a failed
     stage; a target's client retries on its own terms (another endpoint first)."""
-    return Session(max_connections, keepalive_s=30.0, force_close=force_close, retry_stale=retry_stale)
+    return Session(max_connections, keepalive_s=IDLE_KEEPALIVE_S, force_close=force_close, retry_stale=retry_stale)
 
 
 def relay_headers(headers: Mapping[str, str]) -> dict[str, str]:
