@@ -390,12 +390,9 @@ class Metrics:
         self.description_outcomes.inc((outcome, mode))
 
     def refinement_share(self, model: str, share: float) -> None:
-        """``refine_s / ttfb_s`` of one request, clamped to [0, 1] (every refined request: one call)."""
+        """``refine_s / ttfb_s`` of one request, clamped to [0, 1]."""
         histogram = self.refinement_ttfb_share
-        values = histogram.series.get((model,)) or histogram.child((model,))
-        share = 1.0 if share > 1.0 else share if share > 0.0 else 0.0
-        values[bisect_left(histogram.bounds, share)] += 1
-        values[-1] += share
+        histogram.observe(histogram.child((model,)), 1.0 if share > 1.0 else share if share > 0.0 else 0.0)
 
     def shadow_refinement(self, result: str) -> None:
         self.shadow_refinements.inc((result,))
