@@ -310,6 +310,7 @@ class StateConfig(_Frozen):
     key_prefix: str = Field(default="mpr:", description="prefix of every key and channel the gateway uses")
     connect_timeout_s: float = Field(default=0.25, gt=0, description="TCP connect timeout to Redis")
     op_timeout_s: float = Field(default=0.2, gt=0, description="timeout of every Redis call; past it the call fails open")
+    max_connections: int = Field(default=32, ge=1, description="Redis sockets per process; a burst past it waits for a free one (within op_timeout_s)")
     retry_backoff_s: float = Field(default=0.2, gt=0, description="first wait before reconnecting to an unreachable Redis; doubles")
     retry_backoff_max_s: float = Field(default=2.0, gt=0, description="cap of one reconnect wait")
     local_cache_entries: int = Field(default=10_000, ge=0, description="in-process cache size (no redis_url)")

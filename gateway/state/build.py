@@ -23,6 +23,7 @@ def build_state(config: StateConfig) -> SharedState:
         prefix=config.key_prefix,
         connect_timeout_s=config.connect_timeout_s,
         op_timeout_s=config.op_timeout_s,
+        max_connections=config.max_connections,
         listen_backoff_s=config.retry_backoff_s,
         listen_backoff_max_s=config.retry_backoff_max_s,
     )

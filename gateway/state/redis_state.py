@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -90,6 +90,7 @@ class RedisState:
         prefix: str = "mpr:",
         connect_timeout_s: float = 0.25,
         op_timeout_s: float = 0.2,
+        max_connections: int = 32,
         listen_backoff_s: float = 0.2,
         listen_backoff_max_s: float = 2.0,
     ) -> None:
@@ -99,7 +100,10 @@ class RedisState:
         self.channel = prefix + "down"
         self.origin = uuid.uuid4().hex  # this process: its own verdicts come back and are skipped
         common: dict[str, Any] = {"socket_connect_timeout": connect_timeout_s, "retry": Retry(NoBackoff(), 0)}
-        self.client = Redis.from_url(url, socket_timeout=op_timeout_s, **common)
+        # Bounded: a burst of requests waits (within op_timeout_s) for one of max_connections
+        # sockets instead of opening a socket each, a connect storm that times out and fails open.
+        pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=op_timeout_s, socket_timeout=op_timeout_s, **common)
+        self.client = Redis.from_pool(pool)
         self._listen_client = Redis.from_url(url, socket_timeout=None, **common)
         self._take = self.client.register_script(TAKE_LUA)
         self.quota = RedisQuota(self.client, prefix)  # tenants' token counters and usage buckets (Lua)

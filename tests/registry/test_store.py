@@ -14,7 +14,7 @@ from gateway.state.failopen import FailOpenState
 from gateway.state.local import LocalState
 from gateway.state.redis_state import RedisState
 from gateway.state.registrations import DirectoryRegistrations, MemoryRegistrations, registrations_from_env
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, patient_state
 
 
 class Clock:
@@ -66,9 +66,9 @@ def test_the_supervisor_env_picks_the_directory_store(tmp_path: Path) -> None:
 
 
 async def test_redis_registrations_are_seen_by_every_client_and_expire(redis_server: RedisServer) -> None:
-    a = RedisState(redis_server.url, prefix="t:", op_timeout_s=2.0)
-    b = RedisState(redis_server.url, prefix="t:", op_timeout_s=2.0)
-    other = RedisState(redis_server.url, prefix="other:", op_timeout_s=2.0)
+    a = patient_state(redis_server.url)
+    b = patient_state(redis_server.url)
+    other = patient_state(redis_server.url, prefix="other:")
     try:
         await a.register_put("n1", b"one", 0.4)
         await b.register_put("n2", b"two", 30)

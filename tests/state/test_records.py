@@ -7,8 +7,7 @@ from pathlib import Path
 
 from gateway.state.local import LocalState
 from gateway.state.records import DirectoryRecords, MemoryRecords
-from gateway.state.redis_state import RedisState
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, patient_state
 
 
 def test_memory_records_expire_and_stay_bounded() -> None:
@@ -42,7 +41,7 @@ async def test_local_state_keeps_records_apart_from_the_cache() -> None:
 
 
 async def test_redis_records(redis_server: RedisServer) -> None:
-    a, b = RedisState(redis_server.url, prefix="t:", op_timeout_s=2.0), RedisState(redis_server.url, prefix="t:", op_timeout_s=2.0)
+    a, b = patient_state(redis_server.url), patient_state(redis_server.url)
     try:
         await a.record_put("canary:cleaner:cleaner@2", b'{"state":"rolled_back"}', 60)
         assert await b.record_get("canary:cleaner:cleaner@2") == b'{"state":"rolled_back"}'

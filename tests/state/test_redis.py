@@ -10,12 +10,12 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.state.redis_state import RedisState
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, patient_state
 
 
 @pytest.fixture
 async def pair(redis_server: RedisServer):  # type: ignore[no-untyped-def]
-    a, b = RedisState(redis_server.url, prefix="t:", op_timeout_s=2.0), RedisState(redis_server.url, prefix="t:", op_timeout_s=2.0)
+    a, b = patient_state(redis_server.url), patient_state(redis_server.url)
     yield a, b
     await a.close()
     await b.close()
@@ -43,6 +43,19 @@ async def test_bucket_is_atomic_under_concurrency(pair: tuple[RedisState, RedisS
     assert sum(1 for r in results if r == 0.0) == 10
 
 
+async def test_a_burst_shares_a_bounded_pool_of_sockets(redis_server: RedisServer) -> None:
+    state = RedisState(redis_server.url, prefix="t:", connect_timeout_s=2.0, op_timeout_s=2.0, max_connections=4)
+    raw = Redis.from_url(redis_server.url)
+    try:
+        results = await asyncio.gather(*(state.take("burst", 0.01, 25) for _ in range(200)))
+        assert sum(1 for r in results if r == 0.0) == 25  # every call answered, still atomic
+        clients = (await raw.info("clients"))["connected_clients"]
+        assert clients <= 4 + 1, clients  # the pool's sockets and this raw one, not one per call
+    finally:
+        await state.close()
+        await raw.aclose()
+
+
 async def test_keys_are_hashed_and_expire(pair: tuple[RedisState, RedisState], redis_server: RedisServer) -> None:
     a, _ = pair
     await a.take("sk-secret-key", 10.0, 5)
@@ -59,7 +72,7 @@ async def test_cache_ttl_and_prefix(pair: tuple[RedisState, RedisState], redis_s
     a, b = pair
     await a.cache_put("q", b"\x00answer", 0.2)
     assert await b.cache_get("q") == b"\x00answer"
-    other = RedisState(redis_server.url, prefix="other:")
+    other = patient_state(redis_server.url, prefix="other:")
     try:
         assert await other.cache_get("q") is None
     finally:

@@ -10,7 +10,14 @@ import subprocess
 import time
 from pathlib import Path
 
+from gateway.state.redis_state import RedisState
 from tests.support.gateway_proc import free_port
+
+
+def patient_state(url: str, prefix: str = "t:") -> RedisState:
+    """A client with 2 s to connect and per call, for tests of behaviour rather than of timeouts: a
+    busy CI machine can take longer than the product's 0.25 s to connect a burst of sockets."""
+    return RedisState(url, prefix=prefix, connect_timeout_s=2.0, op_timeout_s=2.0)
 
 
 class RedisServer:
