@@ -126,11 +126,12 @@ class ChatCompletions:
         """Apply mode: refine a new last user turn and put every earlier turn's remembered
         presentation back (:meth:`PromptRefinement.converse`), in ``payload``. Shadow mode: start
         refining it beside the target call, leaving ``payload`` as it is. Off: nothing."""
-        if not self.refinement.wanted(controls, config):
+        keyed = self.refinement.keyed(controls, config)
+        if keyed is None:
             return OFF
         slots, new = user_turns(messages)
         texts = [slot.text for slot in slots]
-        begun = self.refinement.begin_turn(texts, new, model, controls, config)
+        begun = self.refinement.begin_turn(texts, new, model, keyed, config)
         if isinstance(begun, RefinementRun) and not earlier_turns(texts, new):
             return begun  # settled (a skipped prompt): nothing to recall or present, no await
         run, shown = await self.refinement.converse(texts, new, model, controls, config, begun)

@@ -29,8 +29,9 @@ from gateway.tenants.meter import current_partition, keyed_controls, policy_capt
 
 
 def mpr_headers(refinement: str, refine_ms: float) -> dict[str, str]:
-    """``x-mpr-refinement`` and ``x-mpr-refine-ms``."""
-    return {"x-mpr-refinement": refinement, "x-mpr-refine-ms": f"{refine_ms:.1f}"}
+    """``x-mpr-refinement`` and ``x-mpr-refine-ms`` (``refine_ms`` ≥ 0; under 0.05, as a skip
+    mostly is, its format is known: formatting a float costs more than the rest of the headers)."""
+    return {"x-mpr-refinement": refinement, "x-mpr-refine-ms": "0.0" if refine_ms < 0.05 else f"{refine_ms:.1f}"}
 
 
 _OFF_HEADERS = mpr_headers("off", 0.0)
@@ -99,15 +100,13 @@ class PromptRefinement:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    def wanted(self, controls: RefineControls, config: TargetConfig) -> bool:
-        """Whether this request is refined at all (the key's policy, the request's controls, the
-        target's setting, a refiner configured): when not, the endpoint reads no user turns."""
-        return self._wants(keyed_controls(controls), config)
-
-    def _wants(self, keyed: RefineControls, config: TargetConfig) -> bool:
-        """:meth:`wanted` for controls already under the key's policy."""
+    def keyed(self, controls: RefineControls, config: TargetConfig) -> RefineControls | None:
+        """``controls`` under the key's refinement policy (:mod:`gateway.tenants.policy`) when this
+        request is refined at all (the policy, the request's controls, the target's setting, a
+        refiner configured); None when it is not: the endpoint then reads no user turns."""
+        keyed = keyed_controls(controls)
         wants = keyed.refine if keyed.refine is not None else config.refine
-        return bool(wants) and self.runtime.refiner is not None
+        return keyed if wants and self.runtime.refiner is not None else None
 
     def begin(
         self,
@@ -121,11 +120,15 @@ class PromptRefinement:
         (controls, target, no refiner): :data:`OFF`; ``text`` None: skipped with
         ``skip_reason``; shadow mode: a refinement started beside the target call; apply mode: a
         prompt the gate skips — else the prompt the stages must refine (:meth:`finish`)."""
-        controls = keyed_controls(controls)  # the key's refinement policy (gateway.tenants.policy)
-        if not self._wants(controls, config):
-            return OFF
+        keyed = self.keyed(controls, config)
+        return OFF if keyed is None else self._begin(text, model, keyed, config, skip_reason)
+
+    def _begin(
+        self, text: str | None, model: str, controls: RefineControls, config: TargetConfig, skip_reason: str
+    ) -> RefinementRun | PendingRefinement:
+        """:meth:`begin` for a request :meth:`keyed` says is refined, with its ``controls``."""
         refiner = self.runtime.refiner
-        assert refiner is not None  # wanted() says there is one
+        assert refiner is not None  # keyed() says there is one
         mode = resolve_mode(controls.mode, config.refinement_mode, self.runtime.config.refinement.mode)
         if text is None:
             outcome = RefinementOutcome("", "", None, f"skipped;reason={skip_reason}", 0.0)
@@ -172,16 +175,17 @@ class PromptRefinement:
         texts: Sequence[str],
         new: bool,
         model: str,
-        controls: RefineControls,
+        keyed: RefineControls,
         config: TargetConfig,
     ) -> RefinementRun | PendingRefinement:
         """:meth:`begin` for a conversation's user turns ``texts`` (``new``: the last is a new
-        turn, the only one refined). A settled run of a conversation with no earlier user turn
+        turn, the only one refined) in a request :meth:`keyed` says is refined (``keyed``: what
+        it returned). A settled run of a conversation with no earlier user turn
         (:func:`earlier_turns`) is final: nothing to recall or present. Else pass the result to
         :meth:`converse`."""
         text = texts[-1] if new and texts[-1].strip() else None
         reason = "no_text" if new or not texts else "no_new_turn"
-        return self.begin(text, model, controls, config, reason)
+        return self._begin(text, model, keyed, config, reason)
 
     async def converse(
         self,
@@ -199,7 +203,8 @@ class PromptRefinement:
         (None: as the client sent it). Shadow and off change nothing. ``begun``: what
         :meth:`begin_turn` returned for these arguments (it is not begun twice)."""
         if begun is None:
-            begun = self.begin_turn(texts, new, model, controls, config)
+            keyed = self.keyed(controls, config)
+            begun = OFF if keyed is None else self.begin_turn(texts, new, model, keyed, config)
         run = begun if isinstance(begun, RefinementRun) else await self.finish(begun)
         shown: list[Presentation | None] = [None] * len(texts)
         if run.mode != "apply":

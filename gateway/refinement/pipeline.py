@@ -16,7 +16,7 @@ from gateway.refinement.gate import GateDecision, decide
 from gateway.refinement.lexicon import Lexicon
 from gateway.refinement.merge import merge
 from gateway.refinement.outcome_cache import OutcomeCache
-from gateway.refinement.results import MergeResult, RefinementOutcome, StageResult
+from gateway.refinement.results import NO_RESULTS, MergeResult, RefinementOutcome, StageResult
 from gateway.refinement.stages import StageBackend
 from gateway.refinement.verdicts import GateMemo
 from gateway.telemetry import Telemetry, default_telemetry
@@ -103,9 +103,9 @@ class Refiner:
                 gate = decide(text, self.vocabulary, self.config.skip_gate)
                 self.verdicts.put(partition, text, gate)
             if not gate.refine:
-                return self._settled(self._unchanged(text, f"skipped;reason={gate.reason}", started, gate), requested, mode, started)
+                return self._settled(text, f"skipped;reason={gate.reason}", gate, requested, mode, started)
         if not self.stages_for(requested):
-            return self._settled(self._unchanged(text, "skipped;reason=no_stages", started, gate), requested, mode, started)
+            return self._settled(text, "skipped;reason=no_stages", gate, requested, mode, started)
         return Gated(gate, started)
 
     async def refine(
@@ -137,9 +137,11 @@ class Refiner:
         return outcome
 
     def _settled(
-        self, outcome: RefinementOutcome, requested: tuple[Role, ...] | None, mode: str, started: float
+        self, text: str, header: str, gate: GateDecision | None, requested: tuple[Role, ...] | None, mode: str, started: float
     ) -> RefinementOutcome:
-        """A refinement settled without a stage, observed as :meth:`refine` observes one (span, metrics)."""
+        """``text`` left as it is without a stage (``header`` says why), observed as :meth:`refine`
+        observes a refinement (span, metrics)."""
+        outcome = RefinementOutcome(text, text, None, header, (time.perf_counter() - started) * 1000, gate, None, NO_RESULTS)
         self.telemetry.settled(outcome, self._default_stages if requested is None else self.stages_for(requested), mode, started)
         return outcome
 

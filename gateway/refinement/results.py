@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from gateway.config.models import Role
@@ -64,6 +65,10 @@ class MergeResult:
     description: str | None
     applied: tuple[Role, ...]
     verdicts: dict[Role, StageVerdict] = field(default_factory=dict)
+
+
+NO_RESULTS: Mapping[Role, StageResult] = MappingProxyType({})
+"""The stage results of an outcome no stage ran for: one shared, read-only mapping (a skip makes no dict)."""
 
 
 @dataclass(slots=True)

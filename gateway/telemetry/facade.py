@@ -28,7 +28,7 @@ from gateway.config.models import TelemetryConfig
 from gateway.telemetry.audit import AuditLog
 from gateway.telemetry.metrics import Metrics
 from gateway.telemetry.recent import RecentRefinements
-from gateway.telemetry.recording import record_refinement
+from gateway.telemetry.recording import record_refinement, record_unstaged
 from gateway.telemetry.refine_spans import NULL, MergeSpan, MetricsOnlyRefinement, NullContext, RefineTrace, stage_attributes, traced_stage
 from gateway.telemetry.target_spans import NULL_CALL, TargetCall, start_target_call
 from gateway.telemetry.tracing import build_tracer_provider
@@ -119,7 +119,7 @@ class Telemetry:
         """A refinement settled without a stage (the skip path): its metrics, and with tracing its
         ``refine`` span (from ``started``, a ``time.perf_counter()`` reading)."""
         if self.tracer is None:
-            record_refinement(self.metrics, outcome, roles, mode)  # what the metrics-only observer does, minus the context manager
+            record_unstaged(self.metrics, outcome, roles)  # what the metrics-only observer records for it, minus the context manager
             return
         with RefineTrace(self, started) as observed:
             observed.done(outcome, roles, mode)

@@ -355,7 +355,9 @@ class Metrics:
                 self._unstaged.clear()
             tally = self._unstaged[key] = self._tally(gate, roles, skipped)
         tally.pending += 1
-        self.refinement_duration.observe(tally.duration, seconds)
+        duration = tally.duration  # _Histogram.observe, inline: the skip path's budget (issue 24)
+        duration[bisect_left(self.refinement_duration.bounds, seconds)] += 1
+        duration[-1] += seconds
 
     def _tally(self, gate: tuple[bool, str] | None, roles: Sequence[Any], skipped: bool) -> _Tally:
         outcome = "skipped" if skipped else "error"
@@ -392,7 +394,10 @@ class Metrics:
     def refinement_share(self, model: str, share: float) -> None:
         """``refine_s / ttfb_s`` of one request, clamped to [0, 1]."""
         histogram = self.refinement_ttfb_share
-        histogram.observe(histogram.child((model,)), 1.0 if share > 1.0 else share if share > 0.0 else 0.0)
+        values = histogram.series.get((model,)) or histogram.child((model,))
+        share = 1.0 if share > 1.0 else share if share > 0.0 else 0.0
+        values[bisect_left(histogram.bounds, share)] += 1  # _Histogram.observe, inline: every refined request (issue 24)
+        values[-1] += share
 
     def shadow_refinement(self, result: str) -> None:
         self.shadow_refinements.inc((result,))

@@ -16,8 +16,7 @@ import time
 from collections import Counter, deque
 from contextvars import ContextVar
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from gateway.refinement.results import RefinementOutcome, StageVerdict
@@ -54,33 +53,28 @@ def verdict_kind(verdict: StageVerdict) -> str:
     return "failed" if verdict.error is not None else "rejected"
 
 
-@dataclass(slots=True)
-class RecentOutcome:
-    """One finished refinement, as the operator sees it; ``status`` (and ``result``) change once,
-    when its request is answered (None: still in flight, or a shadow run)."""
+RecentOutcome: TypeAlias = "list[Any]"
+"""One finished refinement, as the operator sees it: a list indexed by :data:`AT` … :data:`STATUS`
+(made by a C call; a dataclass's ``__init__`` runs Python code on every request: issue 24).
+``STATUS`` (and ``RESULT``) change once, when its request is answered (None: still in flight, or a
+shadow run)."""
+AT, MODEL, MODE, HEADER, RESULT, ELAPSED_MS, CACHE, STAGES, STATUS = range(9)
+# STAGES: role → accepted | rejected | failed
 
-    at: float
-    model: str
-    mode: str
-    header: str
-    result: str
-    elapsed_ms: float
-    cache: str
-    stages: dict[str, str] = field(default_factory=dict)  # role → accepted | rejected | failed
-    status: int | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "at": round(self.at, 3),
-            "model": self.model,
-            "mode": self.mode,
-            "refinement": self.header,
-            "result": self.result,
-            "status": self.status,
-            "elapsed_ms": round(self.elapsed_ms, 2),
-            "cache": self.cache,
-            "stages": dict(self.stages),
-        }
+def entry_dict(entry: RecentOutcome) -> dict[str, Any]:
+    """An entry as ``GET /admin/status`` lists it."""
+    return {
+        "at": round(entry[AT], 3),
+        "model": entry[MODEL],
+        "mode": entry[MODE],
+        "refinement": entry[HEADER],
+        "result": entry[RESULT],
+        "status": entry[STATUS],
+        "elapsed_ms": round(entry[ELAPSED_MS], 2),
+        "cache": entry[CACHE],
+        "stages": dict(entry[STAGES]),
+    }
 
 
 _NO_VERDICTS: dict[str, str] = {}
@@ -96,8 +90,8 @@ def tally(entries: Iterable[RecentOutcome]) -> tuple[Counter[str], dict[str, Cou
     results: Counter[str] = Counter()
     stages: dict[str, Counter[str]] = {}
     for entry in entries:
-        results[entry.result] += 1
-        for role, kind in entry.stages.items():
+        results[entry[RESULT]] += 1
+        for role, kind in entry[STAGES].items():
             stages.setdefault(role, Counter())[kind] += 1
     return results, stages
 
@@ -116,46 +110,51 @@ class RecentRefinements:
     def __init__(self, size: int = RING, clock: Callable[[], float] = time.time) -> None:
         self.ring: deque[RecentOutcome] = deque(maxlen=size)
         self.clock = clock
-        self.results: Counter[str] = Counter()
+        self.results: dict[str, int] = dict.fromkeys(RESULTS, 0)
         self.stages: dict[str, Counter[str]] = {}
         self.cache_hits = 0
 
     def record(self, outcome: RefinementOutcome, model: str, mode: str, header: str) -> None:
         """A finished refinement; a cache hit ran no stage, so it adds no verdicts."""
         verdicts = _NO_VERDICTS  # shared, never changed: a skip (most traffic) allocates no dict
-        if outcome.merged is not None and outcome.cache != "hit":
+        hit = outcome.cache == "hit"
+        if outcome.merged is not None and not hit:
             verdicts = {role.value: verdict_kind(v) for role, v in outcome.merged.verdicts.items()}
-        entry = RecentOutcome(self.clock(), model, mode, header, outcome_result(outcome), outcome.elapsed_ms, outcome.cache, verdicts)
-        slot = PENDING.get()
-        if slot is not None and mode != "shadow":  # a shadow run ends on its own, after the answer
-            slot.append(entry)
+        result = outcome_result(outcome)
+        entry = [self.clock(), model, mode, header, result, outcome.elapsed_ms, outcome.cache, verdicts, None]
+        if mode != "shadow":  # a shadow run ends on its own, after the answer
+            slot = PENDING.get()
+            if slot is not None:
+                slot.append(entry)
         self.ring.append(entry)
-        self.results[entry.result] += 1
-        self.cache_hits += outcome.cache == "hit"
-        for role, kind in verdicts.items():
-            self.stages.setdefault(role, Counter())[kind] += 1
+        self.results[result] += 1  # a plain dict (every result a key): its `+= 1` is specialised, a Counter's is not
+        if hit:
+            self.cache_hits += 1
+        elif verdicts:
+            for role, kind in verdicts.items():
+                self.stages.setdefault(role, Counter())[kind] += 1
 
     def settle(self, entries: list[RecentOutcome], status: int) -> None:
         """The request these ``entries`` belong to was answered ``status``: a 4xx/5xx makes them ``failed``."""
         if status < 400:  # most answers: every result stands
             for entry in entries:
-                if entry.status is None:
-                    entry.status = status
+                if entry[STATUS] is None:
+                    entry[STATUS] = status
             return
         for entry in entries:
-            if entry.status is not None:
+            if entry[STATUS] is not None:
                 continue
-            entry.status = status
-            result = settled_result(entry.result, status)
-            if result != entry.result:
-                self.results[entry.result] -= 1
+            entry[STATUS] = status
+            result = settled_result(entry[RESULT], status)
+            if result != entry[RESULT]:
+                self.results[entry[RESULT]] -= 1
                 self.results[result] += 1
-                entry.result = result
+                entry[RESULT] = result
 
     def snapshot(self, window_s: float = WINDOW_S, shown: int = SHOWN) -> dict[str, Any]:
         """Counts since start and over the last ``window_s``, per-stage rates, the newest entries."""
         since = self.clock() - window_s
-        recent = [e for e in self.ring if e.at >= since]
+        recent = [e for e in self.ring if e[AT] >= since]
         w_results, w_stages = tally(recent)
         roles = sorted({*self.stages, *w_stages})
         return {
@@ -165,5 +164,5 @@ class RecentRefinements:
                 role: {"since_start": rates(self.stages.get(role, Counter())), "window": rates(w_stages.get(role, Counter()))}
                 for role in roles
             },
-            "recent": [e.as_dict() for e in list(self.ring)[-shown:][::-1]],
+            "recent": [entry_dict(e) for e in list(self.ring)[-shown:][::-1]],
         }

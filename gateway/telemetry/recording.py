@@ -43,6 +43,12 @@ def refinement_result(outcome: RefinementOutcome) -> str:
     return "skipped" if header.startswith("skipped") else "fallback"
 
 
+def record_unstaged(m: Metrics, outcome: RefinementOutcome, roles: Sequence[Role]) -> None:
+    """Metrics for a refinement no stage ran for (skipped, or failed before its stages)."""
+    gate = outcome.gate
+    m.unstaged(None if gate is None else (gate.refine, gate.reason), roles, outcome.header.startswith("skipped"), outcome.elapsed_ms / 1000.0)
+
+
 def record_refinement(m: Metrics, outcome: RefinementOutcome, roles: Sequence[Role], mode: str = "apply") -> None:
     """Metrics for one finished refinement (both with and without tracing). A cache hit ran no
     gate and no stage: only its duration (the lookup) is recorded."""
@@ -52,8 +58,7 @@ def record_refinement(m: Metrics, outcome: RefinementOutcome, roles: Sequence[Ro
     gate = outcome.gate
     merged = outcome.merged
     if merged is None:  # no stage ran: skipped, or failed before the stages
-        decision = None if gate is None else (gate.refine, gate.reason)
-        m.unstaged(decision, roles, outcome.header.startswith("skipped"), outcome.elapsed_ms / 1000.0)
+        record_unstaged(m, outcome, roles)
         return
     if gate is not None:
         m.gate_decision(gate.refine, gate.reason)

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.console.status import headline, summary_lines
 from gateway.console.usage import render
-from gateway.telemetry.recent import PENDING, RecentRefinements
+from gateway.telemetry.recent import PENDING, STATUS, RecentRefinements
 from gateway.refinement.results import RefinementOutcome
 from tests.admin.conftest import ADMIN_KEY, AUTH, status
 from tests.support.fake_openai import Behaviour, FakeOpenAI
@@ -101,7 +101,7 @@ def test_an_entry_is_settled_once_with_its_status() -> None:
         recent.record(RefinementOutcome("a", "b", None, "cleaner", 1.0), "m", "apply", "cleaner")
     finally:
         PENDING.reset(token)
-    assert len(slot) == 1 and slot[0].status is None
+    assert len(slot) == 1 and slot[0][STATUS] is None
     recent.settle(slot, 502)
     recent.settle(slot, 200)  # once only
     snap = recent.snapshot()
